@@ -1,0 +1,234 @@
+"""Expressions: Jinja2 in one immutable sandbox, with native types for single-expression values.
+
+Results depend only on the context (no clock, no randomness, no I/O, no internals), so the
+workflow can evaluate them deterministically. Every failure is an `ExpressionError` with a kind
+(``syntax``, ``security``, ``undefined``, ``type``, ``runtime``) and a one-line message.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_STRING = 100_000
+"""Longest string or list an expression may build with ``*`` (guards the workflow task's CPU)."""
+MAX_EXPONENT = 100
+
+
+class ExpressionError(Exception):
+    """A template or condition that cannot be compiled or evaluated."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, refusing internals loudly and bounding the operators that can explode."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to internal attribute {attribute!r} is not allowed")
+
+    def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "**":
+            if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+                raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+            return operator.pow(left, right)
+        sized, count = (left, right) if isinstance(left, str | list | tuple) else (right, left)
+        if isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_STRING:
+            raise SecurityError(f"a repeated value longer than {MAX_STRING} is not allowed")
+        return operator.mul(left, right)
+
+
+def _make_env() -> _Sandbox:
+    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    # lipsum, cycler and joiner are stateful or random: not part of a deterministic language
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    env.filters.pop("random", None)
+    return env
+
+
+ENV = _make_env()
+"""The one expression environment: every template and condition of every playbook uses it."""
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+_LOADERS = (nodes.Import, nodes.FromImport, nodes.Include, nodes.Extends)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def single_expression(text: str) -> str | None:
+    """The expression of a string that is exactly one ``{{ expr }}``, else None."""
+    match = _SINGLE.match(text)
+    if not match or "{{" in match["expr"] or "}}" in match["expr"] or "{%" in text:
+        return None
+    return match["expr"]
+
+
+@dataclass
+class References:
+    """What an expression reads: top-level names and ``steps.<id>.<field>`` / ``ns.<name>`` uses."""
+
+    names: set[str] = field(default_factory=set)
+    attributes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """(namespace, key, sub-key) for ``steps.x.output`` → ("steps", "x", "output"), ``inputs.a`` → ("inputs", "a", None)."""
+
+
+def _const_key(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        return node.arg.value
+    return None
+
+
+def _check_security(ast: nodes.Template) -> None:
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name, *_LOADERS)):
+        if isinstance(node, _LOADERS):
+            raise ExpressionError("security", "templates cannot import, include or extend other templates")
+        if isinstance(node, nodes.Filter):
+            key = node.args[0].value if node.args and isinstance(node.args[0], nodes.Const) else None
+            if node.name == "attr" and not (isinstance(key, str) and not key.startswith("_")):
+                raise ExpressionError("security", "the attr filter may only read plain public attributes")
+            continue
+        key = node.name if isinstance(node, nodes.Name) else _const_key(node)
+        if key is not None and key.startswith("_"):
+            raise ExpressionError("security", f"access to internal attribute {key!r} is not allowed")
+
+
+def _parse(source: str) -> nodes.Template:
+    try:
+        ast = ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError("syntax", f"syntax error: {exc.message}") from None
+    _check_security(ast)
+    return ast
+
+
+def _references(ast: nodes.Template) -> References:
+    from jinja2 import meta
+
+    refs = References(names=set(meta.find_undeclared_variables(ast)))
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = node.node
+        key = _const_key(node)
+        if key is None:
+            continue
+        if isinstance(inner, nodes.Name):
+            refs.attributes.append((inner.name, key, None))
+        elif isinstance(inner, nodes.Getattr | nodes.Getitem) and isinstance(inner.node, nodes.Name):
+            outer_key = _const_key(inner)
+            if outer_key is not None:
+                refs.attributes.append((inner.node.name, outer_key, key))
+    # ``steps.x.output`` also appears as the bare ``steps.x``: keep only the most specific use
+    specific = {(ns, key) for ns, key, sub in refs.attributes if sub is not None}
+    refs.attributes = [a for a in refs.attributes if a[2] is not None or (a[0], a[1]) not in specific]
+    return refs
+
+
+def template_source(value: str, *, condition: bool = False) -> str:
+    """The Jinja source of a value or a bare condition."""
+    return "{{ (" + value + ") }}" if condition else value
+
+
+def check(value: str, *, condition: bool = False) -> References:
+    """Compile a template (or a bare condition) and return what it reads; raise ExpressionError."""
+    ast = _parse(template_source(value, condition=condition))
+    expr = None if condition else single_expression(value)
+    if condition or expr is not None:
+        _compile_expression(value if condition else expr or "")
+    return _references(ast)
+
+
+@lru_cache(maxsize=4096)
+def _compile_expression(expr: str) -> Any:
+    _parse("{{ (" + expr + ") }}")
+    try:
+        return ENV.compile_expression(expr, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError("syntax", f"syntax error: {exc.message}") from None
+
+
+@lru_cache(maxsize=4096)
+def _compile_template(text: str) -> Any:
+    _parse(text)
+    return ENV.from_string(text)
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v, where) for k, v in value.items()}
+    if isinstance(value, StrictUndefined):
+        value._fail_with_undefined_error()
+    raise ExpressionError("type", f"{where}: gives a {type(value).__name__}, which is not a JSON value")
+
+
+def _run(fn: Any, where: str) -> Any:
+    try:
+        return fn()
+    except ExpressionError:
+        raise
+    except SecurityError as exc:
+        raise ExpressionError("security", f"{where}: {exc}") from None
+    except UndefinedError as exc:
+        raise ExpressionError("undefined", f"{where}: {exc.message}") from None
+    except Exception as exc:  # a user's expression may raise anything (1/0, int('x')); report it, never crash
+        raise ExpressionError("runtime", f"{where}: {type(exc).__name__}: {exc}") from None
+
+
+def evaluate(expr: str, context: dict[str, Any]) -> Any:
+    """The native value of a bare expression."""
+    compiled = _compile_expression(expr)
+    return _run(lambda: _jsonable(compiled(**context), expr.strip()), expr.strip())
+
+
+def condition(expr: str | bool, context: dict[str, Any]) -> bool:
+    """A condition's truth (``when``, ``success_criteria``, ``assert``)."""
+    if isinstance(expr, bool):
+        return expr
+    return bool(evaluate(expr, context))
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render a value: templates inside strings, recursively through lists and dicts."""
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    if not is_template(value):
+        return value
+    expr = single_expression(value)
+    if expr is not None:
+        return evaluate(expr, context)
+    template = _compile_template(value)
+    return _run(lambda: template.render(**context), value.strip())
+
+
+def templates_in(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every template string inside a value, with its path."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from templates_in(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from templates_in(v, (*path, i))
+    elif is_template(value):
+        yield path, value

@@ -1,0 +1,214 @@
+"""Variables: the typed fields of playbook inputs and human-step forms.
+
+One spec language serves both; `validate_values` checks a data dict against a set of specs
+(coercing where a user would expect, e.g. ``"42"`` for an integer from a CLI) and reports every
+bad field at once; `json_schema` exports the set for forms and editors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+
+class VarType(StrEnum):
+    string = "string"
+    integer = "integer"
+    float = "float"
+    boolean = "boolean"
+    json = "json"
+    select = "select"
+    multi_select = "multi_select"
+    date = "date"
+    datetime = "datetime"
+    file = "file"
+
+
+class FileRef(BaseModel):
+    """A file value: a reference (URI or object key) and metadata, never the bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: str = Field(min_length=1, description="Where the file lives: a URI or an object-store key.")
+    name: str | None = Field(default=None, description="The file's display name.")
+    content_type: str | None = Field(default=None, description="Its MIME type.")
+    size: int | None = Field(default=None, ge=0, description="Its size in bytes.")
+
+
+class Variable(BaseModel):
+    """One input or form field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: VarType = Field(description="The value's type.")
+    required: bool = Field(default=False, description="A value must be given (a default counts).")
+    default: Any = Field(default=None, description="Used when no value is given; must satisfy the constraints.")
+    minimum: float | None = Field(default=None, description="Smallest allowed number (integer, float).")
+    maximum: float | None = Field(default=None, description="Largest allowed number (integer, float).")
+    min_length: int | None = Field(default=None, ge=0, description="Shortest string / fewest selections.")
+    max_length: int | None = Field(default=None, ge=0, description="Longest string / most selections.")
+    pattern: str | None = Field(default=None, description="A regular expression a string must match.")
+    options: list[Any] | None = Field(default=None, description="Allowed values of select and multi_select.")
+    sensitive: bool = Field(default=False, description="Masked as *** in status, results, logs and audit rows.")
+    description: str | None = Field(default=None, description="Help text shown to people filling the form.")
+    label: str | None = Field(default=None, description="A human title for the field.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Variable:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern: not a valid regular expression ({exc})") from None
+        if self.type in (VarType.select, VarType.multi_select) and not self.options:
+            raise ValueError(f"options: a {self.type.value} field needs a non-empty list of options")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum: greater than maximum")
+        if self.default is not None:
+            problems = validate_values({"default": self}, {"default": self.default}).errors
+            if problems:
+                raise ValueError(f"default: does not satisfy its own constraints ({problems[0].message})")
+        return self
+
+
+class FieldError(BaseModel):
+    """One bad field: which, which rule, and a sentence for people."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class ValuesResult(BaseModel):
+    """The outcome of validating a data dict: clean JSON-ready values or every error."""
+
+    values: dict[str, Any] = Field(default_factory=dict)
+    errors: list[FieldError] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _annotation(spec: Variable) -> tuple[Any, dict[str, Any]]:
+    """The pydantic type and Field constraints for one variable."""
+    numeric = {"ge": spec.minimum, "le": spec.maximum}
+    lengths = {"min_length": spec.min_length, "max_length": spec.max_length}
+    match spec.type:
+        case VarType.string:
+            return str, {**lengths, "pattern": spec.pattern}
+        case VarType.integer:
+            return int, numeric
+        case VarType.float:
+            return float, numeric
+        case VarType.boolean:
+            return bool, {}
+        case VarType.json:
+            return Any, {}
+        case VarType.select:
+            return Literal[tuple(spec.options or ())], {}
+        case VarType.multi_select:
+            return list[Literal[tuple(spec.options or ())]], lengths  # type: ignore[misc]
+        case VarType.date:
+            return date, {}
+        case VarType.datetime:
+            return datetime, {}
+        case VarType.file:
+            return FileRef | str, {}
+    raise AssertionError(spec.type)
+
+
+def form_model(specs: dict[str, Variable]) -> type[BaseModel]:
+    """A pydantic model for a set of variables (python regexes, unknown fields refused)."""
+    fields: dict[str, Any] = {}
+    for name, spec in specs.items():
+        annotation, constraints = _annotation(spec)
+        constraints = {k: v for k, v in constraints.items() if v is not None}
+        if spec.required and spec.default is None:
+            fields[name] = (annotation, Field(..., description=spec.description, **constraints))
+        else:
+            fields[name] = (annotation | None, Field(spec.default, description=spec.description, **constraints))
+    config = ConfigDict(extra="forbid", regex_engine="python-re", title="form")
+    return create_model("Form", __config__=config, **fields)
+
+
+_FILE_MESSAGE = "must be a URI/object key string or an object {uri, name?, content_type?, size?} (type)"
+
+_RULES: dict[str, str] = {
+    "missing": "required",
+    "extra_forbidden": "unknown_field",
+    "greater_than_equal": "minimum",
+    "less_than_equal": "maximum",
+    "string_too_short": "min_length",
+    "string_too_long": "max_length",
+    "too_short": "min_length",
+    "too_long": "max_length",
+    "string_pattern_mismatch": "pattern",
+    "literal_error": "options",
+}
+
+
+def _message(err: Any) -> str:
+    ctx = err.get("ctx") or {}
+    match err["type"]:
+        case "missing":
+            return "is required"
+        case "extra_forbidden":
+            return "is not a field of this form"
+        case "greater_than_equal":
+            return f"must be >= {ctx.get('ge')} (minimum)"
+        case "less_than_equal":
+            return f"must be <= {ctx.get('le')} (maximum)"
+        case "string_too_short" | "too_short":
+            return f"must have at least {ctx.get('min_length')} characters/items (min_length)"
+        case "string_too_long" | "too_long":
+            return f"must have at most {ctx.get('max_length')} characters/items (max_length)"
+        case "string_pattern_mismatch":
+            return f"does not match the pattern {ctx.get('pattern')!r} (pattern)"
+        case "literal_error":
+            return f"must be one of {ctx.get('expected')} (options)"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]} (type)"
+
+
+def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> ValuesResult:
+    """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed."""
+    if data is not None and not isinstance(data, dict):
+        return ValuesResult(errors=[FieldError(field="data", rule="type", message="must be a JSON object")])
+    try:
+        model = form_model(specs).model_validate(data or {})
+    except ValidationError as exc:
+        errors: dict[str, FieldError] = {}
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "data"
+            spec = specs.get(field)
+            if spec is not None and spec.type == VarType.file:
+                # both union members report; one sentence says what a file value is
+                errors[field] = FieldError(field=field, rule="type", message=_FILE_MESSAGE)
+            else:
+                errors.setdefault(
+                    field, FieldError(field=field, rule=_RULES.get(err["type"], "type"), message=_message(err))
+                )
+        return ValuesResult(errors=list(errors.values()))
+    return ValuesResult(values=model.model_dump(mode="json"))
+
+
+def json_schema(specs: dict[str, Variable]) -> dict[str, Any]:
+    """The JSON Schema of a form (sensitive fields are ``writeOnly``, labels become titles)."""
+    schema = form_model(specs).model_json_schema()
+    for name, spec in specs.items():
+        prop = schema["properties"][name]
+        prop["title"] = spec.label or name.replace("_", " ").capitalize()
+        if spec.sensitive:
+            prop["writeOnly"] = True
+    return schema
+
+
+def sensitive_names(specs: dict[str, Variable]) -> set[str]:
+    return {name for name, spec in specs.items() if spec.sensitive}
