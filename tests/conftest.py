@@ -1,3 +1,19 @@
 """Shared fixtures: a real Postgres (tests.fixtures_pg) and a real Temporal (tests.fixtures_temporal)."""
 
-pytest_plugins = ["tests.fixtures_pg"]
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal"]
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from activities.catalog import sync_catalog
+
+LIBRARY = Path(__file__).resolve().parent.parent / "playbooks"
+
+
+@pytest.fixture
+async def catalog(store: Any) -> Any:
+    """The store with the playbook library published (idempotent: unchanged definitions write nothing)."""
+    await sync_catalog(store, LIBRARY)
+    return store

@@ -1,0 +1,1 @@
+"""Step handlers (Temporal activities) and the Postgres store they write to."""

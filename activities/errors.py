@@ -1,0 +1,44 @@
+"""Turning store and input failures into the Temporal errors operators and callers see."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from temporalio.exceptions import ApplicationError
+
+from model import PlaybookError
+
+from .store import StoreError, StoreUnavailable
+
+T = TypeVar("T")
+
+
+def field_errors(exc: ValidationError, prefix: str = "with") -> str:
+    """Pydantic errors as one line: ``with.lines[1].quantity: must be ...; ...``."""
+    parts = []
+    for err in exc.errors():
+        path = prefix
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        parts.append(f"{path}: {err['msg']}")
+    return "; ".join(parts)
+
+
+async def user_facing(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a store call; a user's mistake fails at once with its message, an outage is retried."""
+    try:
+        return await call()
+    except StoreUnavailable as exc:
+        raise ApplicationError(f"database unavailable: {exc}", type="StoreUnavailable") from exc
+    except StoreError as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
+    except ValidationError as exc:
+        raise ApplicationError(field_errors(exc), type="InvalidStepInput", non_retryable=True) from None
+    except PlaybookError as exc:
+        raise ApplicationError(str(exc), type="InvalidPlaybook", non_retryable=True) from None
+
+
+def fail(kind: str, message: str, **details: Any) -> ApplicationError:
+    return ApplicationError(message, details or None, type=kind, non_retryable=True)

@@ -1,0 +1,173 @@
+"""The wire models of an execution: workflow input, messages, step requests and the status view.
+
+Shared by the workflow, the activities and the starter; plain JSON on the wire, so services in any
+language start and signal playbooks without this package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .playbook import Playbook
+
+WORKFLOW_NAME = "PlaybookWorkflow"
+EXECUTION_STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
+STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped", "cancelled")
+DONE = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ExecutionInput(Wire):
+    """The workflow's one argument."""
+
+    playbook_id: str = Field(description="The playbook to run, e.g. customer.create.v1.")
+    organization_id: str = Field(description="The organization's code (org_123) or uuid.")
+    initial_data: dict[str, Any] = Field(default_factory=dict, description="Values of the playbook's inputs.")
+    requested_by: str | None = Field(default=None, description="Who or what started it.")
+    playbook: dict[str, Any] | None = Field(default=None, description="An inline definition instead of the catalog's.")
+
+
+class StepCompletion(Wire):
+    """`complete_step` signal / `submit_step` update argument."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    step_id: str = Field(min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict)
+    completed_by: str | None = None
+    role: str | None = None
+
+
+class Rejection(Wire):
+    """A completion that was not applied, and why."""
+
+    step_id: str | None
+    reason: str
+    completed_by: str | None = None
+    at: datetime
+
+
+class Approval(Wire):
+    approved: bool
+    completed_by: str | None = None
+    comment: str | None = None
+    at: datetime
+
+
+class StepView(Wire):
+    id: str
+    name: str
+    type: str
+    status: str = "pending"
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    error: str | None = None
+    completed_by: str | None = None
+    output: Any = None
+    data: dict[str, Any] | None = None
+    child_workflow_id: str | None = None
+
+
+class Waiting(Wire):
+    step_id: str
+    name: str
+    type: str
+    assignee_role: str | None
+    instructions: str | None
+    form: dict[str, Any]
+    deadline: datetime | None
+    approvals: list[Approval] = Field(default_factory=list)
+    approvals_required: int = 1
+
+
+class Progress(Wire):
+    completed: int
+    total: int
+    percent: int
+
+
+class StatusView(Wire):
+    """The `status` query's answer (sensitive values masked)."""
+
+    execution_id: str
+    playbook_id: str
+    version: int | None
+    organization_id: str
+    status: str
+    progress: Progress
+    steps: list[StepView]
+    waiting_for: list[Waiting]
+    vars: dict[str, Any]
+    outputs: dict[str, Any]
+    error: str | None
+    rejected: list[Rejection]
+
+
+class PrepareRequest(Wire):
+    execution_id: str
+    organization: str
+    playbook_id: str
+    inline: dict[str, Any] | None = None
+    requested_by: str | None = None
+
+
+class Prepared(Wire):
+    """The pinned definition and the organization's uuid, resolved once per execution."""
+
+    organization_uuid: str
+    playbook: Playbook
+
+
+class StepRequest(Wire):
+    """What an automated step's activity receives: the step with its ``with:`` already rendered."""
+
+    organization_uuid: str
+    execution_id: str
+    step_id: str
+    step_type: str
+    iteration: str = ""
+    smart_code: str | None = None
+    with_: dict[str, Any] = Field(alias="with")
+    secrets: list[str] = Field(default_factory=list, description="Values to mask in results and audit rows.")
+    started_at: datetime | None = None
+
+
+class StepResult(Wire):
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditLine(Wire):
+    """A step's audit line written by the engine (steps without an activity of their own)."""
+
+    step_id: str
+    step_type: str
+    iteration: str = ""
+    status: str
+    smart_code: str | None = None
+    data: dict[str, Any] | None = None
+    output: Any = None
+    error: str | None = None
+    completed_by: str | None = None
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ExecutionUpdate(Wire):
+    """The execution row's status, plus audit lines to write with it (all idempotent)."""
+
+    organization_uuid: str
+    execution_id: str
+    playbook_id: str
+    smart_code: str
+    status: str
+    error: str | None = None
+    outputs: dict[str, Any] | None = None
+    lines: list[AuditLine] = Field(default_factory=list)

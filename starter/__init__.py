@@ -1,0 +1,1 @@
+"""Start, signal and query playbook executions: the `playbook` CLI and a typed client for services."""

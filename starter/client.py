@@ -1,0 +1,102 @@
+"""A small typed client for services (and the CLI): start a playbook, complete a step, read its status."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from model import search_attributes as sa
+from model.execution import WORKFLOW_NAME, ExecutionInput, StatusView, StepCompletion
+
+from .config import Settings
+
+
+class StepRejected(Exception):
+    """A completion the execution refused (wrong role, invalid data, not waiting…)."""
+
+
+class PlaybookClient:
+    """Start and drive playbook executions through Temporal."""
+
+    def __init__(self, client: Client, *, task_queue: str = "playbooks") -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> PlaybookClient:
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        )
+        return cls(client, task_queue=settings.task_queue)
+
+    async def start(
+        self,
+        playbook_id: str,
+        *,
+        organization: str,
+        data: dict[str, Any] | None = None,
+        requested_by: str | None = None,
+        playbook: dict[str, Any] | None = None,
+        workflow_id: str | None = None,
+    ) -> WorkflowHandle[Any, Any]:
+        """Start an execution; its id is ``<organization>/<playbook_id>/<unique suffix>`` unless given."""
+        execution_id = workflow_id or f"{organization}/{playbook_id}/{uuid.uuid4().hex[:12]}"
+        return await self.client.start_workflow(
+            WORKFLOW_NAME,
+            ExecutionInput(
+                playbook_id=playbook_id,
+                organization_id=organization,
+                initial_data=data or {},
+                requested_by=requested_by,
+                playbook=playbook,
+            ),
+            id=execution_id,
+            task_queue=self.task_queue,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(sa.PLAYBOOK_ID, playbook_id), SearchAttributePair(sa.ORGANIZATION_ID, organization)]
+            ),
+            static_summary=f"{playbook_id} for {organization}" + (f", requested by {requested_by}" if requested_by else ""),
+        )
+
+    def handle(self, execution_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(execution_id)
+
+    async def complete(
+        self,
+        execution_id: str,
+        step_id: str,
+        *,
+        data: dict[str, Any] | None = None,
+        completed_by: str | None = None,
+        role: str | None = None,
+    ) -> None:
+        """Complete a waiting step through the `submit_step` update; raise StepRejected with the reason."""
+        completion = StepCompletion(step_id=step_id, data=data or {}, completed_by=completed_by, role=role)
+        try:
+            await self.handle(execution_id).execute_update("submit_step", completion.model_dump(exclude_none=True))
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise StepRejected(getattr(cause, "message", None) or str(cause)) from None
+
+    async def signal_complete(
+        self, execution_id: str, step_id: str, *, data: dict[str, Any] | None = None, **who: str | None
+    ) -> None:
+        """Complete a step by signal (fire and forget; refusals land in status.rejected)."""
+        completion = StepCompletion(step_id=step_id, data=data or {}, **who)
+        await self.handle(execution_id).signal("complete_step", completion.model_dump(exclude_none=True))
+
+    async def status(self, execution_id: str) -> StatusView:
+        return StatusView.model_validate(await self.handle(execution_id).query("status"))
+
+    async def pause(self, execution_id: str, reason: str | None = None) -> None:
+        await self.handle(execution_id).signal("pause", {"reason": reason})
+
+    async def resume(self, execution_id: str, reason: str | None = None) -> None:
+        await self.handle(execution_id).signal("resume", {"reason": reason})
+
+    async def cancel(self, execution_id: str, reason: str | None = None) -> None:
+        await self.handle(execution_id).signal("cancel", {"reason": reason})

@@ -1,0 +1,37 @@
+"""Settings from the environment (SPEC §5), read once by the CLI, the worker and `playbook dev`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    temporal_address: str = "localhost:7233"
+    """Temporal frontend, host:port (TEMPORAL_ADDRESS)."""
+    temporal_namespace: str = "default"
+    """Temporal namespace (TEMPORAL_NAMESPACE)."""
+    task_queue: str = "playbooks"
+    """Task queue of PlaybookWorkflow and its activities (PLAYBOOK_TASK_QUEUE)."""
+    database_url: str | None = None
+    """Postgres DSN (DATABASE_URL); unset: `playbook dev` starts an embedded Postgres."""
+    playbooks_dir: Path = Path("playbooks")
+    """The playbook library synced to the catalog (PLAYBOOKS_DIR)."""
+    auto_register_orgs: bool = False
+    """Register unknown organization codes on first use (PLAYBOOK_AUTO_REGISTER_ORGS; on in dev)."""
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        values: dict[str, object] = {
+            "temporal_address": env.get("TEMPORAL_ADDRESS", cls.temporal_address),
+            "temporal_namespace": env.get("TEMPORAL_NAMESPACE", cls.temporal_namespace),
+            "task_queue": env.get("PLAYBOOK_TASK_QUEUE", cls.task_queue),
+            "database_url": env.get("DATABASE_URL") or None,
+            "playbooks_dir": Path(env.get("PLAYBOOKS_DIR", str(cls.playbooks_dir))),
+            "auto_register_orgs": env.get("PLAYBOOK_AUTO_REGISTER_ORGS", "").lower() in ("1", "true", "yes"),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

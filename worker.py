@@ -1,0 +1,91 @@
+"""`python worker.py` runs a worker: migrations, catalog sync, PlaybookWorkflow and its activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.catalog import sync_catalog
+from activities.engine import EngineActivities
+from activities.steps import StepActivities
+from activities.store import Store, migrate
+from model.execution import StepRequest
+from starter.config import Settings
+from workflows import PlaybookWorkflow
+
+log = logging.getLogger("playbook.worker")
+
+# deterministic, pure libraries shared with workflow code instead of re-imported per run
+PASSTHROUGH = ("model", "jinja2", "markupsafe", "pydantic", "pydantic_core", "annotated_types", "yaml")
+
+
+def build_worker(
+    client: Client,
+    store: Store,
+    *,
+    task_queue: str,
+    after_write: Callable[[StepRequest], None] | None = None,
+    **options: Any,
+) -> Worker:
+    """A worker for PlaybookWorkflow and every registered step activity on one task queue."""
+    engine = EngineActivities(store, client)
+    steps = StepActivities(store, after_write=after_write)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PlaybookWorkflow],
+        activities=[*engine.activities(), *steps.activities()],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+        **options,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
+
+
+async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = None) -> None:
+    """Migrate, sync the catalog and serve until SIGINT/SIGTERM; in-flight activities finish first."""
+    if not settings.database_url:
+        raise SystemExit("playbook worker: DATABASE_URL is not set (playbook dev starts a database for you)")
+    await migrate(settings.database_url)
+    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
+    try:
+        count = await sync_catalog(store, settings.playbooks_dir)
+        client = await connect(settings)
+        worker = build_worker(client, store, task_queue=settings.task_queue)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info("worker on task queue %r: %d playbooks in the catalog", settings.task_queue, count)
+            if ready:
+                ready()
+            await stop.wait()
+            log.info("shutting down: waiting for in-flight activities")
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()
