@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,12 +28,20 @@ log = logging.getLogger("playbook.worker")
 PASSTHROUGH = ("model", "jinja2", "markupsafe", "pydantic", "pydantic_core", "annotated_types", "yaml")
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox PlaybookWorkflow runs in (workers and replayers alike)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
 def build_worker(
     client: Client,
     store: Store,
     *,
     task_queue: str,
     after_write: Callable[[StepRequest], None] | None = None,
+    extra_workflows: Sequence[type] = (),
     **options: Any,
 ) -> Worker:
     """A worker for PlaybookWorkflow and every registered step activity on one task queue."""
@@ -42,11 +50,9 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PlaybookWorkflow],
+        workflows=[PlaybookWorkflow, *extra_workflows],
         activities=[*engine.activities(), *steps.activities()],
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=30),
         **options,
     )
@@ -54,7 +60,9 @@ def build_worker(
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from temporalio import activity
 from temporalio.client import Client
 
-from model import load_playbook
+from model import PlaybookError, load_playbook
 from model.execution import ExecutionUpdate, Prepared, PrepareRequest
 
 from .errors import fail, user_facing
@@ -22,15 +24,20 @@ class EngineActivities:
     @activity.defn(name="prepare_execution")
     async def prepare_execution(self, req: PrepareRequest) -> Prepared:
         """Resolve the organization and the definition (validated here, once), and open the execution row."""
-        org = await user_facing(lambda: self.store.resolve_organization(req.organization))
-        definition = req.inline
-        if definition is None:
-            definition = await user_facing(lambda: self.store.get_definition(org, req.playbook_id))
+        async with user_facing():
+            org = await self.store.resolve_organization(req.organization)
+            definition = req.inline or await self.store.get_definition(org, req.playbook_id)
             if definition is None:
-                raise fail("PlaybookNotFound", f"no playbook {req.playbook_id!r} in the catalog of {req.organization}")
-        playbook = await user_facing(lambda: _validated(definition))
-        await user_facing(
-            lambda: self.store.upsert_execution(
+                raise fail(
+                    "PlaybookNotFound",
+                    f"no playbook {req.playbook_id!r} in the catalog of {req.organization}",
+                )
+        try:
+            playbook = load_playbook(definition)
+        except PlaybookError as exc:
+            raise fail("InvalidPlaybook", f"playbook {req.playbook_id} is invalid: {exc}") from None
+        async with user_facing():
+            await self.store.upsert_execution(
                 org,
                 execution_id=req.execution_id,
                 playbook_id=playbook.id,
@@ -38,20 +45,19 @@ class EngineActivities:
                 status="running",
                 requested_by=req.requested_by,
             )
-        )
         return Prepared(organization_uuid=str(org), playbook=playbook)
 
     @activity.defn(name="update_execution")
     async def update_execution(self, update: ExecutionUpdate) -> None:
         """Write pending audit lines and the execution's status (both idempotent)."""
         org = UUID(update.organization_uuid)
-        for line in update.lines:
-            key = StepKey(execution_id=update.execution_id, step_id=line.step_id, iteration=line.iteration)
-            audit = StepAudit.model_validate(line.model_dump(exclude={"step_id", "iteration"}))
-            await user_facing(lambda k=key, a=audit: self.store.record_step(org, k, a))  # type: ignore[misc]
         metadata = {"error": update.error, "outputs": update.outputs}
-        await user_facing(
-            lambda: self.store.upsert_execution(
+        async with user_facing():
+            for line in update.lines:
+                key = StepKey(execution_id=update.execution_id, step_id=line.step_id, iteration=line.iteration)
+                audit = StepAudit.model_validate(line.model_dump(exclude={"step_id", "iteration"}))
+                await self.store.record_step(org, key, audit)
+            await self.store.upsert_execution(
                 org,
                 execution_id=update.execution_id,
                 playbook_id=update.playbook_id,
@@ -59,16 +65,12 @@ class EngineActivities:
                 status=update.status,
                 metadata={k: v for k, v in metadata.items() if v is not None},
             )
-        )
 
     @activity.defn(name="request_cancellation")
     async def request_cancellation(self, workflow_id: str) -> None:
         """A `cancel` signal becomes Temporal's own cancellation, so the execution ends *cancelled*."""
         await self.client.get_workflow_handle(workflow_id).cancel()
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         return [self.prepare_execution, self.update_execution, self.request_cancellation]
 
-
-async def _validated(definition: dict[str, object]):  # type: ignore[no-untyped-def]
-    return load_playbook(definition)

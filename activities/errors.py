@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
@@ -11,8 +12,6 @@ from temporalio.exceptions import ApplicationError
 from model import PlaybookError
 
 from .store import StoreError, StoreUnavailable
-
-T = TypeVar("T")
 
 
 def field_errors(exc: ValidationError, prefix: str = "with") -> str:
@@ -26,10 +25,11 @@ def field_errors(exc: ValidationError, prefix: str = "with") -> str:
     return "; ".join(parts)
 
 
-async def user_facing(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a store call; a user's mistake fails at once with its message, an outage is retried."""
+@asynccontextmanager
+async def user_facing() -> AsyncIterator[None]:
+    """Store calls inside: a user's mistake fails the step at once with its message, an outage is retried."""
     try:
-        return await call()
+        yield
     except StoreUnavailable as exc:
         raise ApplicationError(f"database unavailable: {exc}", type="StoreUnavailable") from exc
     except StoreError as exc:

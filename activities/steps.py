@@ -24,7 +24,9 @@ StepHandler = Callable[[Store, StepRequest], Awaitable[dict[str, Any]]]
 STEP_HANDLERS: dict[str, StepHandler] = {}
 
 
-def step_handler(name: str, with_model: type[BaseModel] | None = None) -> Callable[[StepHandler], StepHandler]:
+def step_handler(
+    name: str, with_model: type[BaseModel] | None = None
+) -> Callable[[StepHandler], StepHandler]:
     """Register the activity of a step type; with a `with_model` a new type is added to the language."""
 
     def register(fn: StepHandler) -> StepHandler:
@@ -83,7 +85,9 @@ async def transaction(store: Store, req: StepRequest) -> dict[str, Any]:
         {
             **spec.model_dump(exclude={"lines", "metadata"}),
             "smart_code": req.smart_code,
-            "lines": [line.model_dump() for line in spec.lines] if isinstance(spec.lines, list) else spec.lines,
+            "lines": [line.model_dump() for line in spec.lines]
+            if isinstance(spec.lines, list)
+            else spec.lines,
             "metadata": _business_metadata(req, spec.metadata),
         }
     )
@@ -133,9 +137,15 @@ async def validation(store: Store, req: StepRequest) -> dict[str, Any]:
         if not await store.entity_exists(org, rule["entity_id"]):
             failures.append(rule["message"])
     output = {"passed": not failures, "failures": failures}
-    await store.record_step(org, _key(req), _audit(req, status="failed" if failures else "completed", output=output))
+    await store.record_step(
+        org, _key(req), _audit(req, status="failed" if failures else "completed", output=output)
+    )
     if failures:
-        raise fail("ValidationFailed", mask("validation failed: " + "; ".join(failures), req.secrets), failures=failures)
+        raise fail(
+            "ValidationFailed",
+            mask("validation failed: " + "; ".join(failures), req.secrets),
+            failures=failures,
+        )
     return output
 
 
@@ -158,7 +168,8 @@ class StepActivities:
 
     def _activity(self, name: str, handler: StepHandler) -> Callable[..., Any]:
         async def run(req: StepRequest) -> dict[str, Any]:
-            output = await user_facing(lambda: handler(self.store, req))
+            async with user_facing():
+                output = await handler(self.store, req)
             if self.after_write is not None:
                 self.after_write(req)
             masked: dict[str, Any] = mask(output, req.secrets)

@@ -39,6 +39,8 @@ Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["500ms", "30s", "5m", "48h", "2d"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["500ms", "30s", "5m", "48h", "2d"]}
+    ),
 ]
 """A positive duration; written ``<number><ms|s|m|h|d>`` in YAML, kept as a timedelta."""

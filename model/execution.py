@@ -30,7 +30,9 @@ class ExecutionInput(Wire):
     organization_id: str = Field(description="The organization's code (org_123) or uuid.")
     initial_data: dict[str, Any] = Field(default_factory=dict, description="Values of the playbook's inputs.")
     requested_by: str | None = Field(default=None, description="Who or what started it.")
-    playbook: dict[str, Any] | None = Field(default=None, description="An inline definition instead of the catalog's.")
+    playbook: dict[str, Any] | None = Field(
+        default=None, description="An inline definition instead of the catalog's."
+    )
 
 
 class StepCompletion(Wire):

@@ -46,7 +46,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
             return operator.pow(left, right)
         sized, count = (left, right) if isinstance(left, str | list | tuple) else (right, left)
-        if isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_STRING:
+        if (
+            isinstance(sized, str | list | tuple)
+            and isinstance(count, int)
+            and len(sized) * count > MAX_STRING
+        ):
             raise SecurityError(f"a repeated value longer than {MAX_STRING} is not allowed")
         return operator.mul(left, right)
 
@@ -85,13 +89,17 @@ class References:
 
     names: set[str] = field(default_factory=set)
     attributes: list[tuple[str, str, str | None]] = field(default_factory=list)
-    """(namespace, key, sub-key) for ``steps.x.output`` → ("steps", "x", "output"), ``inputs.a`` → ("inputs", "a", None)."""
+    """(namespace, key, sub-key): ``steps.x.output`` → ("steps", "x", "output"); ``inputs.a`` → (…, None)."""
 
 
 def _const_key(node: nodes.Node) -> str | None:
     if isinstance(node, nodes.Getattr):
         return node.attr
-    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
         return node.arg.value
     return None
 
@@ -124,6 +132,7 @@ def _references(ast: nodes.Template) -> References:
 
     refs = References(names=set(meta.find_undeclared_variables(ast)))
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         inner = node.node
         key = _const_key(node)
         if key is None:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from .playbook import Playbook
-from .problems import Group, Problem, PlaybookError
+from .problems import Group, PlaybookError, Problem
 
 Path_ = tuple[str | int, ...]
 
@@ -75,9 +75,9 @@ class Document:
                 node = node[part]
             except (KeyError, IndexError, TypeError):
                 break
-            if isinstance(part, int) and i > 0 and parts[i - 1] in ("steps", "compensate", "default"):
-                if isinstance(node, dict) and isinstance(node.get("id"), str):
-                    found = node["id"]
+            in_list = isinstance(part, int) and i > 0 and parts[i - 1] in ("steps", "compensate", "default")
+            if in_list and isinstance(node, dict) and isinstance(node.get("id"), str):
+                found = node["id"]
         return found
 
 
@@ -107,10 +107,10 @@ def _build(loader: _CoreLoader, node: yaml.Node, path: Path_, doc: Document) -> 
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | bool) and key is not None:
-                raise PlaybookError(
-                    [Problem(Group.syntax, "", "a mapping key must be a scalar", doc.file, key_node.start_mark.line + 1)]
-                )
+            if not isinstance(key, str | int):
+                line = key_node.start_mark.line + 1
+                message = "a mapping key must be a string or a number"
+                raise PlaybookError([Problem(Group.syntax, "", message, doc.file, line)])
             if key in result:
                 first = doc.lines.get((*path, key))
                 raise PlaybookError(
@@ -164,9 +164,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
     for part in loc:
         if isinstance(part, str) and ("[" in part or part in _UNION_PARTS):
             continue
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         elif isinstance(node, dict) and "type" in node and part == _tag(node):
             continue
@@ -198,7 +198,10 @@ def _schema_problems(doc: Document, exc: ValidationError) -> list[Problem]:
     for err in exc.errors():
         path = _data_path(doc.data, tuple(err["loc"]))
         # a value accepted by no member of a union reports once per member: keep the first
-        key = (path, "type" if err["type"].endswith("_type") or err["type"].endswith("_parsing") else err["type"])
+        key = (
+            path,
+            "type" if err["type"].endswith("_type") or err["type"].endswith("_parsing") else err["type"],
+        )
         problems.setdefault(key, problem_at(doc, Group.schema, path, _schema_message(err)))
     return list(problems.values())
 

@@ -54,7 +54,9 @@ class Completion(Strict):
 
 class Expectation(Strict):
     status: str = Field(default="completed", pattern="^(completed|failed|cancelled)$")
-    outputs: dict[str, Any] = Field(default_factory=dict, description="A subset of the outputs that must match.")
+    outputs: dict[str, Any] = Field(
+        default_factory=dict, description="A subset of the outputs that must match."
+    )
     error: str | None = Field(default=None, description="A substring of the failure message.")
 
 

@@ -78,7 +78,9 @@ class StepBase(Strict):
     )
     when: Condition | None = Field(default=None, description="Run only if true; else the step is skipped.")
     smart_code: SmartCode | None = Field(default=None, description="HERA smart code of what the step writes.")
-    timeout: Duration | None = Field(default=None, description="Deadline (activity timeout, or human deadline).")
+    timeout: Duration | None = Field(
+        default=None, description="Deadline (activity timeout, or human deadline)."
+    )
     retry: Retry | None = Field(default=None, description="Retry policy of an automated step.")
     on_error: OnError = Field(default=OnError.fail, description="fail the execution, or continue.")
     compensate: list[Step] | None = Field(
@@ -124,7 +126,9 @@ class TransactionWith(Strict):
     currency: str | None = None
     total_amount: Number | None = Field(default=None, description="Default: the exact sum of line amounts.")
     status: str | None = None
-    lines: list[LineWith] | Template = Field(default_factory=list, description="Lines, or a template giving them.")
+    lines: list[LineWith] | Template = Field(
+        default_factory=list, description="Lines, or a template giving them."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -443,5 +447,6 @@ Step = Annotated[
 """Any step, chosen by its ``type``."""
 
 PEOPLE_TYPES = frozenset({"human", "approval"})
-for _model in (*_MEMBERS.values(), CustomStep, GroupWith, ForeachWith, Case, SwitchWith, StepBase):
+_RECURSIVE: list[type[BaseModel]] = [*_MEMBERS.values(), CustomStep, GroupWith, ForeachWith, Case, SwitchWith, StepBase]
+for _model in _RECURSIVE:  # models that contain `Step` resolve the forward reference once it exists
     _model.model_rebuild()

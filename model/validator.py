@@ -78,12 +78,21 @@ class _Checker:
             here = (*path, index)
             if step.id in self.placed:
                 first = self.doc.line(self.placed[step.id].path)
-                self.report(Group.semantics, (*here, "id"), f"duplicate step id {step.id!r} (first on line {first})")
+                self.report(
+                    Group.semantics, (*here, "id"), f"duplicate step id {step.id!r} (first on line {first})"
+                )
                 continue
             self.placed[step.id] = _Placed(step, here, parent, deps[step.id], ids, loop_names, free)
             inner = (*loop_names, step.with_.as_) if step.type == "foreach" else loop_names  # type: ignore[union-attr]
             for sub, body in _bodies(step):
-                self.place(body, (*here, *sub), step.id, parallel=step.type == "parallel", loop_names=inner, free=free)
+                self.place(
+                    body,
+                    (*here, *sub),
+                    step.id,
+                    parallel=step.type == "parallel",
+                    loop_names=inner,
+                    free=free,
+                )
             if step.compensate:
                 self.place(step.compensate, (*here, "compensate"), step.id, free=True, loop_names=loop_names)
 
@@ -95,7 +104,11 @@ class _Checker:
                 if dep == step.id:
                     self.report(Group.semantics, where, f"step {dep!r} cannot depend on itself")
                 elif dep not in deps and dep in self.placed:
-                    self.report(Group.semantics, where, f"step {dep!r} is not in the same list (depends_on names siblings)")
+                    self.report(
+                        Group.semantics,
+                        where,
+                        f"step {dep!r} is not in the same list (depends_on names siblings)",
+                    )
                 elif dep not in deps:
                     self.report(Group.semantics, where, f"unknown step {dep!r}")
             for sub, body in _bodies(step):
@@ -108,7 +121,9 @@ class _Checker:
         except CycleError as exc:
             cycle = exc.args[1]
             first = next(i for i, s in enumerate(steps) if s.id == cycle[0])
-            self.report(Group.semantics, (*path, first, "depends_on"), f"dependency cycle: {' -> '.join(cycle)}")
+            self.report(
+                Group.semantics, (*path, first, "depends_on"), f"dependency cycle: {' -> '.join(cycle)}"
+            )
 
     def ancestors(self, step_id: str) -> set[str]:
         """Steps certain to have finished before ``step_id`` starts, their nested steps included."""
@@ -142,9 +157,15 @@ class _Checker:
         pb = self.playbook
         suffix = int(pb.id.rsplit(".v", 1)[1])
         if pb.version != suffix:
-            self.report(Group.semantics, ("version",), f"is {pb.version} but the id {pb.id!r} ends in .v{suffix}")
+            self.report(
+                Group.semantics, ("version",), f"is {pb.version} but the id {pb.id!r} ends in .v{suffix}"
+            )
         if self.doc.file.endswith((".yaml", ".yml")) and Path(self.doc.file).name != f"{pb.id}.yaml":
-            self.report(Group.semantics, ("id",), f"the file must be named {pb.id}.yaml (found {Path(self.doc.file).name})")
+            self.report(
+                Group.semantics,
+                ("id",),
+                f"the file must be named {pb.id}.yaml (found {Path(self.doc.file).name})",
+            )
 
     def check_custom(self) -> None:
         registry = registered_step_types()
@@ -167,7 +188,9 @@ class _Checker:
                 target = self.placed.get(completion.step_id)
                 if target is None or target.step.type not in PEOPLE_TYPES:
                     where = (*path, "complete", position, "step_id")
-                    self.report(Group.semantics, where, f"{completion.step_id!r} is not a human or approval step")
+                    self.report(
+                        Group.semantics, where, f"{completion.step_id!r} is not a human or approval step"
+                    )
 
     def check_expressions(self) -> None:
         for step_id, placed in self.placed.items():
@@ -182,9 +205,13 @@ class _Checker:
             if isinstance(criterion, str):
                 self.check_one(("success_criteria", index), criterion, True, None, ())
 
-    def check_one(self, path: Path_, text: str, is_condition: bool, scope: set[str] | None, loops: tuple[str, ...]) -> None:
+    def check_one(
+        self, path: Path_, text: str, is_condition: bool, scope: set[str] | None, loops: tuple[str, ...]
+    ) -> None:
         if is_condition and "{{" in text:
-            self.report(Group.expressions, path, "a condition is a bare expression: write x > 1, not {{ x > 1 }}")
+            self.report(
+                Group.expressions, path, "a condition is a bare expression: write x > 1, not {{ x > 1 }}"
+            )
             return
         try:
             refs = expressions.check(text, condition=is_condition)
@@ -193,7 +220,11 @@ class _Checker:
             return
         allowed = ROOT_NAMES | set(loops) | ({"loop"} if loops else set())
         for name in sorted(refs.names - allowed):
-            self.report(Group.expressions, path, f"unknown name {name!r} (in scope: {', '.join(sorted(allowed - set(expressions.ENV.globals)))})")
+            self.report(
+                Group.expressions,
+                path,
+                f"unknown name {name!r} (in scope: {', '.join(sorted(allowed - set(expressions.ENV.globals)))})",
+            )
         var_names = {v for _, s in self.playbook.walk() if s.type == "set" for v in s.with_.vars}  # type: ignore[union-attr]
         for namespace, key, sub in refs.attributes:
             if namespace == "inputs" and key not in self.playbook.inputs:
@@ -201,7 +232,9 @@ class _Checker:
             elif namespace == "vars" and key not in var_names:
                 self.report(Group.expressions, path, f"vars.{key}: no set step defines it")
             elif namespace == "execution" and key not in EXECUTION_FIELDS:
-                self.report(Group.expressions, path, f"execution.{key}: not one of {', '.join(EXECUTION_FIELDS)}")
+                self.report(
+                    Group.expressions, path, f"execution.{key}: not one of {', '.join(EXECUTION_FIELDS)}"
+                )
             elif namespace == "steps":
                 self.check_step_ref(path, key, sub, scope)
 
@@ -214,7 +247,8 @@ class _Checker:
             self.report(
                 Group.expressions,
                 path,
-                f"steps.{key}: cannot have run before this step (add it to depends_on, directly or through a step in between)",
+                f"steps.{key}: cannot have run before this step "
+                "(add it to depends_on, directly or through a step in between)",
             )
 
 
@@ -222,7 +256,7 @@ def _bodies(step: Step) -> Iterator[tuple[Path_, list[Step]]]:
     if step.type == "switch":
         for index, case in enumerate(step.with_.cases):  # type: ignore[union-attr]
             yield ("with", "cases", index, "steps"), case.steps
-        yield ("with", "default"), step.with_.default  # type: ignore[union-attr]
+        yield ("with", "default"), step.with_.default  # type: ignore[union-attr, misc]
     elif step.children():
         yield ("with", "steps"), step.children()[0]
 
@@ -329,7 +363,13 @@ def load_library(paths: list[Path]) -> Library:
         if playbook.id in library.playbooks:
             first = library.files[playbook.id]
             library.problems.append(
-                Problem(Group.semantics, "id", f"playbook id {playbook.id!r} is also defined in {first}", str(path), doc.line(("id",)))
+                Problem(
+                    Group.semantics,
+                    "id",
+                    f"playbook id {playbook.id!r} is also defined in {first}",
+                    str(path),
+                    doc.line(("id",)),
+                )
             )
             continue
         library.playbooks[playbook.id] = playbook

@@ -46,14 +46,18 @@ class Variable(BaseModel):
 
     type: VarType = Field(description="The value's type.")
     required: bool = Field(default=False, description="A value must be given (a default counts).")
-    default: Any = Field(default=None, description="Used when no value is given; must satisfy the constraints.")
+    default: Any = Field(
+        default=None, description="Used when no value is given; must satisfy the constraints."
+    )
     minimum: float | None = Field(default=None, description="Smallest allowed number (integer, float).")
     maximum: float | None = Field(default=None, description="Largest allowed number (integer, float).")
     min_length: int | None = Field(default=None, ge=0, description="Shortest string / fewest selections.")
     max_length: int | None = Field(default=None, ge=0, description="Longest string / most selections.")
     pattern: str | None = Field(default=None, description="A regular expression a string must match.")
     options: list[Any] | None = Field(default=None, description="Allowed values of select and multi_select.")
-    sensitive: bool = Field(default=False, description="Masked as *** in status, results, logs and audit rows.")
+    sensitive: bool = Field(
+        default=False, description="Masked as *** in status, results, logs and audit rows."
+    )
     description: str | None = Field(default=None, description="Help text shown to people filling the form.")
     label: str | None = Field(default=None, description="A human title for the field.")
 
@@ -134,7 +138,10 @@ def form_model(specs: dict[str, Variable]) -> type[BaseModel]:
         if spec.required and spec.default is None:
             fields[name] = (annotation, Field(..., description=spec.description, **constraints))
         else:
-            fields[name] = (annotation | None, Field(spec.default, description=spec.description, **constraints))
+            fields[name] = (
+                annotation | None,
+                Field(spec.default, description=spec.description, **constraints),
+            )
     config = ConfigDict(extra="forbid", regex_engine="python-re", title="form")
     return create_model("Form", __config__=config, **fields)
 
@@ -193,7 +200,8 @@ def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> 
                 errors[field] = FieldError(field=field, rule="type", message=_FILE_MESSAGE)
             else:
                 errors.setdefault(
-                    field, FieldError(field=field, rule=_RULES.get(err["type"], "type"), message=_message(err))
+                    field,
+                    FieldError(field=field, rule=_RULES.get(err["type"], "type"), message=_message(err)),
                 )
         return ValuesResult(errors=list(errors.values()))
     return ValuesResult(values=model.model_dump(mode="json"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from model import Playbook, PlaybookError, load_library
 from model.graph import mermaid
 
+from .commands import register_runtime_commands
 from .config import Settings
 
 
@@ -22,7 +24,9 @@ class UserError(Exception):
 def _library(settings: Settings) -> dict[str, Playbook]:
     library = load_library([settings.playbooks_dir])
     if library.problems:
-        raise UserError(f"{len(library.problems)} problem(s) in {settings.playbooks_dir}; run: playbook validate")
+        raise UserError(
+            f"{len(library.problems)} problem(s) in {settings.playbooks_dir}; run: playbook validate"
+        )
     return library.playbooks
 
 
@@ -82,7 +86,9 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     width = max([len(r["id"]) for r in rows] + [2])
     for r in rows:
-        print(f"{r['id']:<{width}}  {r['module']:<13} {r['steps']:>3} steps {r['human_steps']:>2} human  {r['name']}")
+        print(
+            f"{r['id']:<{width}}  {r['module']:<13} {r['steps']:>3} steps {r['human_steps']:>2} human  {r['name']}"
+        )
     return 0
 
 
@@ -91,7 +97,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(pb.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
         return 0
-    print(f"{pb.id} — {pb.name} ({pb.module.value}{'/' + pb.category if pb.category else ''}, {pb.status.value})")
+    print(
+        f"{pb.id} — {pb.name} ({pb.module.value}{'/' + pb.category if pb.category else ''}, {pb.status.value})"
+    )
     if pb.description:
         print(f"  {pb.description}")
     print("inputs:")
@@ -115,10 +123,14 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="playbook", description="Business and operations playbooks on Temporal.")
+    parser = argparse.ArgumentParser(
+        prog="playbook", description="Business and operations playbooks on Temporal."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler: Callable[[argparse.Namespace, Settings], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler: Callable[[argparse.Namespace, Settings], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
         return p
@@ -134,12 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the parsed definition as JSON")
     p = add("graph", cmd_graph, "print a playbook's steps as a Mermaid flowchart")
     p.add_argument("id", metavar="ID")
-    try:
-        from .commands import register_runtime_commands
-    except ImportError:  # the runtime commands need the Temporal client; the language commands never do
-        pass
-    else:
-        register_runtime_commands(add)
+    register_runtime_commands(add)
     return parser
 
 
@@ -154,4 +161,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     sys.stdout.flush()
-    sys.exit(code)
+    sys.stderr.flush()
+    os._exit(code)  # the Temporal SDK may crash at interpreter exit after a clean run (sdk-python #300)

@@ -29,7 +29,9 @@ class PlaybookClient:
     @classmethod
     async def connect(cls, settings: Settings) -> PlaybookClient:
         client = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
         )
         return cls(client, task_queue=settings.task_queue)
 
@@ -57,9 +59,13 @@ class PlaybookClient:
             id=execution_id,
             task_queue=self.task_queue,
             search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(sa.PLAYBOOK_ID, playbook_id), SearchAttributePair(sa.ORGANIZATION_ID, organization)]
+                [
+                    SearchAttributePair(sa.PLAYBOOK_ID, playbook_id),
+                    SearchAttributePair(sa.ORGANIZATION_ID, organization),
+                ]
             ),
-            static_summary=f"{playbook_id} for {organization}" + (f", requested by {requested_by}" if requested_by else ""),
+            static_summary=f"{playbook_id} for {organization}"
+            + (f", requested by {requested_by}" if requested_by else ""),
         )
 
     def handle(self, execution_id: str) -> WorkflowHandle[Any, Any]:
@@ -77,7 +83,9 @@ class PlaybookClient:
         """Complete a waiting step through the `submit_step` update; raise StepRejected with the reason."""
         completion = StepCompletion(step_id=step_id, data=data or {}, completed_by=completed_by, role=role)
         try:
-            await self.handle(execution_id).execute_update("submit_step", completion.model_dump(exclude_none=True))
+            await self.handle(execution_id).execute_update(
+                "submit_step", completion.model_dump(exclude_none=True)
+            )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             raise StepRejected(getattr(cause, "message", None) or str(cause)) from None

@@ -1,13 +1,13 @@
 """Shared fixtures: a real Postgres (tests.fixtures_pg) and a real Temporal (tests.fixtures_temporal)."""
 
-pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal"]
-
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from activities.catalog import sync_catalog
+
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal"]
 
 LIBRARY = Path(__file__).resolve().parent.parent / "playbooks"
 

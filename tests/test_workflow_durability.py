@@ -53,7 +53,8 @@ async def test_activity_failing_after_its_write_is_retried_without_a_second_row(
             "select id from core_entities where organization_id = $1 and entity_type = 'once'", org_id
         )
         lines = await conn.fetchval(
-            "select count(*) from universal_transaction_lines l join universal_transactions t on t.id = l.transaction_id"
+            "select count(*) from universal_transaction_lines l"
+            " join universal_transactions t on t.id = l.transaction_id"
             " where t.transaction_code = $1 and l.metadata->>'step_id' = 'write'",
             handle.id,
         )
@@ -87,7 +88,9 @@ DEADLINE = {
 }
 
 
-async def test_48h_deadline_skips_with_default_without_waiting(time_skipping: WorkflowEnvironment, store: Any) -> None:
+async def test_48h_deadline_skips_with_default_without_waiting(
+    time_skipping: WorkflowEnvironment, store: Any
+) -> None:
     async with running_worker(time_skipping.client, store) as client:
         handle = await client.start("inline.deadline.v1", organization="org_deadline", playbook=DEADLINE)
         result = await handle.result()

@@ -39,7 +39,16 @@ from model.execution import (
 )
 from model.masking import mask, secret_forms
 from model.playbook import Playbook
-from model.steps import HTTP_ALIASES, PEOPLE_TYPES, ApprovalWith, HumanWith, OnError, OnReject, OnTimeout, Step
+from model.steps import (
+    HTTP_ALIASES,
+    PEOPLE_TYPES,
+    ApprovalWith,
+    HumanWith,
+    OnError,
+    OnReject,
+    OnTimeout,
+    Step,
+)
 from model.validator import default_dependencies
 from model.variables import json_schema, validate_values
 
@@ -158,7 +167,9 @@ class PlaybookWorkflow:
             state.status = "completed"
         except ExecutionFailed as failure:
             await self._end("failed", str(failure))
-            raise ApplicationError(self._masked(str(failure)), type="PlaybookFailed", non_retryable=True) from None
+            raise ApplicationError(
+                self._masked(str(failure)), type="PlaybookFailed", non_retryable=True
+            ) from None
         except (asyncio.CancelledError, ActivityError) as exc:
             if not (isinstance(exc, asyncio.CancelledError) or is_cancelled_exception(exc)):
                 raise
@@ -256,7 +267,9 @@ class PlaybookWorkflow:
 
     def _met(self, step_id: str) -> bool:
         view = self._state.steps[step_id]
-        return view.status in ("completed", "skipped") or (view.status == "failed" and self._continues(step_id))
+        return view.status in ("completed", "skipped") or (
+            view.status == "failed" and self._continues(step_id)
+        )
 
     def _dead(self, step_id: str) -> bool:
         return self._state.steps[step_id].status == "cancelled"
@@ -297,7 +310,9 @@ class PlaybookWorkflow:
         if step.on_error != OnError.continue_:
             raise StepFailed(step.id, reason)
 
-    def _set_status(self, step_id: str, status: str, *, reason: str | None = None, record: bool = True) -> None:
+    def _set_status(
+        self, step_id: str, status: str, *, reason: str | None = None, record: bool = True
+    ) -> None:
         view = self._state.steps[step_id]
         view.status = status
         view.finished_at = workflow.now()
@@ -357,7 +372,9 @@ class PlaybookWorkflow:
         return output
 
     def _render_with(self, step: Step) -> dict[str, Any]:
-        raw = step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
+        raw = (
+            step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
+        )
         context = self._context()
         if step.type == "validation":
             rules = [
@@ -420,7 +437,9 @@ class PlaybookWorkflow:
                         view.data = expressions.render(spec.default or {}, self._context())
                         self._set_status(step.id, "skipped", reason="deadline passed")
                         return {"data": view.data, "completed_by": None}
-                    raise StepFailed(step.id, f"deadline passed ({step.timeout} without completion)") from None
+                    raise StepFailed(
+                        step.id, f"deadline passed ({step.timeout} without completion)"
+                    ) from None
         finally:
             state.waiting.pop(step.id, None)
             self._upsert_search_attributes()
@@ -446,7 +465,9 @@ class PlaybookWorkflow:
         try:
             completion = StepCompletion.model_validate(raw)
         except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
+            reasons = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors()
+            )
             raise Rejected(f"invalid argument: {reasons}") from None
         state = self._state
         waiting = state.waiting.get(completion.step_id)
@@ -466,8 +487,12 @@ class PlaybookWorkflow:
         if step.type == "approval":
             required = step.with_.approvals_required  # type: ignore[union-attr]
             if required > 1 and not completion.completed_by:
-                raise Rejected(f"step {step.id} needs {required} distinct approvers: completed_by is required")
-            if completion.completed_by and any(a.completed_by == completion.completed_by for a in waiting.approvals):
+                raise Rejected(
+                    f"step {step.id} needs {required} distinct approvers: completed_by is required"
+                )
+            if completion.completed_by and any(
+                a.completed_by == completion.completed_by for a in waiting.approvals
+            ):
                 raise Rejected(f"{completion.completed_by} has already approved step {step.id}")
         return completion, checked.values
 
@@ -568,7 +593,9 @@ class PlaybookWorkflow:
             version=playbook.version if playbook else None,
             organization_id=state.input.organization_id,
             status=state.status,
-            progress=Progress(completed=done, total=len(views), percent=round(100 * done / len(views)) if views else 0),
+            progress=Progress(
+                completed=done, total=len(views), percent=round(100 * done / len(views)) if views else 0
+            ),
             steps=views,
             waiting_for=[self._waiting_view(w) for w in state.waiting.values() if not w.decided],
             vars=state.vars,
@@ -581,7 +608,11 @@ class PlaybookWorkflow:
     @workflow.query(name="definition")
     def definition(self) -> dict[str, Any] | None:
         state = self._state
-        return state.prepared.playbook.model_dump(mode="json", by_alias=True, exclude_none=True) if state.prepared else None
+        return (
+            state.prepared.playbook.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if state.prepared
+            else None
+        )
 
     def _waiting_view(self, waiting: WaitState) -> Waiting:
         step = self._playbook.step(waiting.step_id)
@@ -622,7 +653,13 @@ class PlaybookWorkflow:
             "inputs": state.inputs,
             "vars": state.vars,
             "steps": {
-                sid: {"status": v.status, "output": v.output, "data": v.data, "completed_by": v.completed_by, "error": v.error}
+                sid: {
+                    "status": v.status,
+                    "output": v.output,
+                    "data": v.data,
+                    "completed_by": v.completed_by,
+                    "error": v.error,
+                }
                 for sid, v in state.steps.items()
             },
             "execution": {
@@ -652,16 +689,21 @@ class PlaybookWorkflow:
         if state.prepared:
             wanted.append((sa.PLAYBOOK_MODULE, state.prepared.playbook.module.value))
         current = workflow.info().typed_search_attributes
-        updates = [key.value_set(value) for key, value in wanted if current.get(key) != value and (value or current.get(key))]
+        updates = [
+            key.value_set(value)
+            for key, value in wanted
+            if current.get(key) != value and (value or current.get(key))
+        ]
         if updates:
             workflow.upsert_search_attributes(updates)
 
 
-def _cause(exc: ActivityError) -> str:
-    cause = exc.cause
-    while cause is not None and not isinstance(cause, ApplicationError) and cause.cause is not None:
-        cause = cause.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
+def _cause(exc: BaseException) -> str:
+    """The innermost ApplicationError's message: what the activity said went wrong."""
+    found: BaseException | None = exc
+    while found is not None and not isinstance(found, ApplicationError):
+        found = found.__cause__
+    return found.message if isinstance(found, ApplicationError) else str(exc)
 
 
 __all__ = ["HANDLERS", "PEOPLE_TYPES", "PlaybookWorkflow", "RunState", "handles"]

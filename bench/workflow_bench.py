@@ -1,0 +1,168 @@
+"""Interpreted playbook vs a hand-written workflow doing the same activities, in one run.
+
+    .venv/bin/python bench/workflow_bench.py [--executions 100] [--steps 10]
+
+Both run on the same dev server, worker and Postgres: the hand-written workflow calls the same
+`prepare_execution`, N × `entity` and `update_execution` activities with the same options. Prints
+executions/s, steps/s, the throughput ratio, history events per step and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import resource
+import shutil
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.store import Store, migrate
+from activities.store.pgserver import start_postgres
+from model import search_attributes as sa
+from model.execution import ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest, StepRequest
+from starter.client import PlaybookClient
+from worker import build_worker
+
+RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+
+def playbook(steps: int) -> dict[str, Any]:
+    return {
+        "id": "bench.entities.v1",
+        "name": "Benchmark",
+        "version": 1,
+        "module": "ops",
+        "smart_code": "HERA.OPS.BENCH.RUN.v1",
+        "steps": [
+            {
+                "id": f"s{i}",
+                "type": "entity",
+                "smart_code": "HERA.OPS.BENCH.ENT.v1",
+                "with": {
+                    "entity_type": "bench",
+                    "entity_name": f"item {i}",
+                    "entity_code": f"{{{{ execution.id }}}}-{i}",
+                },
+            }
+            for i in range(steps)
+        ],
+    }
+
+
+@workflow.defn(name="HandWritten")
+class HandWritten:
+    """What a team would write by hand for the same job: resolve, N writes, record the end."""
+
+    @workflow.run
+    async def run(self, input: ExecutionInput) -> None:
+        info = workflow.info()
+        prepared = await workflow.execute_activity(
+            "prepare_execution",
+            PrepareRequest(execution_id=info.workflow_id, organization=input.organization_id,
+                           playbook_id=input.playbook_id, inline=input.playbook),
+            result_type=Prepared, start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
+        )  # fmt: skip
+        for step in prepared.playbook.steps:
+            await workflow.execute_activity(
+                "entity",
+                StepRequest(
+                    organization_uuid=prepared.organization_uuid, execution_id=info.workflow_id, step_id=step.id,
+                    step_type="entity", smart_code=step.smart_code,
+                    with_={**step.with_.model_dump(mode="json"), "entity_code": f"{info.workflow_id}-{step.id}"},  # type: ignore[union-attr]
+                ),
+                start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
+            )  # fmt: skip
+        await workflow.execute_activity(
+            "update_execution",
+            ExecutionUpdate(
+                organization_uuid=prepared.organization_uuid, execution_id=info.workflow_id,
+                playbook_id=prepared.playbook.id, smart_code=prepared.playbook.smart_code, status="completed",
+            ),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
+        )  # fmt: skip
+
+
+async def run_batch(
+    client: PlaybookClient, workflow_name: str, n: int, definition: dict[str, Any]
+) -> tuple[float, int]:
+    """Start n executions at once, wait for all; (seconds, history events of one execution)."""
+    started = time.perf_counter()
+    handles = []
+    for _ in range(n):
+        arg = ExecutionInput(playbook_id=definition["id"], organization_id="org_bench", playbook=definition)
+        handles.append(
+            await client.client.start_workflow(
+                workflow_name,
+                arg,
+                id=f"bench-{workflow_name}-{uuid.uuid4().hex[:10]}",
+                task_queue=client.task_queue,
+            )
+        )
+    await asyncio.gather(*(h.result() for h in handles))
+    elapsed = time.perf_counter() - started
+    events = len([e async for e in handles[0].fetch_history_events()])
+    return elapsed, events
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of each (the first warms up)"
+    )
+    args = parser.parse_args()
+    definition = playbook(args.steps)
+    with start_postgres() as pg:
+        await migrate(pg.dsn)
+        store = await Store.open(pg.dsn, auto_register_orgs=True, max_size=20)
+        env = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter,
+            search_attributes=list(sa.ALL),
+            dev_server_existing_path=shutil.which("temporal")
+            or str(Path(sys.executable).parent / "temporal"),
+            dev_server_extra_args=[
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+            ],
+        )
+        async with env, build_worker(env.client, store, task_queue="bench", extra_workflows=[HandWritten]):
+            client = PlaybookClient(env.client, task_queue="bench")
+            results: dict[str, list[tuple[float, int]]] = {"PlaybookWorkflow": [], "HandWritten": []}
+            for _ in range(args.rounds):
+                for name in results:
+                    results[name].append(await run_batch(client, name, args.executions, definition))
+        await store.close()
+    print(
+        f"{args.executions} concurrent executions × {args.steps} entity steps, best of {args.rounds} rounds"
+    )
+    rates = {}
+    for name, runs in results.items():
+        seconds, events = min(runs)
+        rates[name] = args.executions / seconds
+        print(
+            f"  {name:<17} {rates[name]:6.1f} executions/s  {rates[name] * args.steps:7.1f} steps/s  "
+            f"{events} history events ({events / args.steps:.2f} per step)"
+        )
+    ratio = rates["PlaybookWorkflow"] / rates["HandWritten"]
+    extra = (min(results["PlaybookWorkflow"])[1] - min(results["HandWritten"])[1]) / args.steps
+    print(f"  throughput ratio interpreted / hand-written: {ratio:.2f}x")
+    print(f"  extra history events per step: {extra:.2f}")
+    print(f"  worker process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

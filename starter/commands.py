@@ -1,0 +1,193 @@
+"""Runtime commands of the `playbook` CLI: dev, worker, run, status, complete, pause, resume, cancel."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError
+
+from model.execution import StatusView
+
+from .client import PlaybookClient, StepRejected
+from .config import Settings
+
+Add = Callable[..., argparse.ArgumentParser]
+
+
+def _json_arg(text: str) -> dict[str, Any]:
+    from .cli import UserError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--data: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise UserError('--data: must be a JSON object, e.g. \'{"name": "Acme"}\'')
+    return value
+
+
+def _run_async(fn: Callable[..., Any]) -> Callable[[argparse.Namespace, Settings], int]:
+    """Run an async command; Temporal's connection errors become one line."""
+
+    def command(args: argparse.Namespace, settings: Settings) -> int:
+        from .cli import UserError
+
+        try:
+            code: int = asyncio.run(fn(args, settings))
+        except RPCError as exc:
+            raise UserError(f"Temporal: {exc.message}") from None
+        except RuntimeError as exc:
+            if "connect" in str(exc).lower():
+                raise UserError(
+                    f"cannot reach Temporal at {settings.temporal_address} (is `playbook dev` running?)"
+                ) from None
+            raise
+        return code
+
+    return command
+
+
+def render_status(status: StatusView) -> str:
+    """A readable view of an execution: steps, status, who completed them, what is waiting."""
+    lines = [
+        f"{status.execution_id}  {status.playbook_id}  {status.status.upper()}  "
+        f"{status.progress.completed}/{status.progress.total} steps ({status.progress.percent}%)"
+    ]
+    for step in status.steps:
+        took = ""
+        if step.started_at and step.finished_at:
+            took = f"{(step.finished_at - step.started_at).total_seconds():.1f}s"
+        who = f"by {step.completed_by}" if step.completed_by else ""
+        lines.append(f"  {step.id:<28} {step.type:<12} {step.status:<10} {took:>8}  {who}")
+        if step.error:
+            lines.append(f"      error: {step.error}")
+    for waiting in status.waiting_for:
+        role = f" (role {waiting.assignee_role})" if waiting.assignee_role else ""
+        lines.append(f"waiting for {waiting.step_id}{role}: {waiting.instructions or waiting.name}")
+        example = {
+            name: f"<{spec.get('type', 'value')}>"
+            for name, spec in waiting.form.get("properties", {}).items()
+        }
+        role_flag = f" --role {waiting.assignee_role}" if waiting.assignee_role else ""
+        lines.append(
+            f"  complete it: playbook complete {status.execution_id} {waiting.step_id} "
+            f"--data '{json.dumps(example)}'{role_flag} --by YOUR_NAME"
+        )
+    for rejected in status.rejected[-3:]:
+        lines.append(f"rejected: {rejected.step_id}: {rejected.reason}")
+    if status.error:
+        lines.append(f"error: {status.error}")
+    if status.outputs:
+        lines.append(f"outputs: {json.dumps(status.outputs)}")
+    return "\n".join(lines)
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    data = _json_arg(args.data)
+    client = await PlaybookClient.connect(settings)
+    handle = await client.start(
+        args.id, organization=args.org, data=data, requested_by=args.requested_by or os.environ.get("USER")
+    )
+    print(f"started {handle.id}")
+    if not args.wait:
+        print(f"  status: playbook status {handle.id}")
+        return 0
+    seen = ""
+    while True:
+        status = await client.status(handle.id)
+        view = render_status(status)
+        if view != seen:
+            print(view, flush=True)
+            seen = view
+        if status.status in ("completed", "failed", "cancelled") or status.waiting_for:
+            return 1 if status.status == "failed" else 0
+        await asyncio.sleep(0.3)
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    client = await PlaybookClient.connect(settings)
+    status = await client.status(args.execution_id)
+    print(status.model_dump_json(indent=2) if args.json else render_status(status))
+    return 0
+
+
+async def cmd_complete(args: argparse.Namespace, settings: Settings) -> int:
+    from .cli import UserError
+
+    data = _json_arg(args.data)
+    client = await PlaybookClient.connect(settings)
+    try:
+        await client.complete(
+            args.execution_id, args.step_id, data=data, completed_by=args.by, role=args.role
+        )
+    except StepRejected as exc:
+        raise UserError(f"rejected: {exc}") from None
+    print(f"completed {args.step_id}")
+    return 0
+
+
+def _control(name: str) -> Callable[[argparse.Namespace, Settings], Any]:
+    async def command(args: argparse.Namespace, settings: Settings) -> int:
+        client = await PlaybookClient.connect(settings)
+        await getattr(client, name)(args.execution_id, args.reason)
+        print(f"{name} sent to {args.execution_id}")
+        return 0
+
+    return command
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    await run_worker(settings)
+    return 0
+
+
+async def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from .dev import run_dev
+
+    await run_dev(settings, state_dir=Path(args.state_dir), ui_port=args.ui_port, port=args.port)
+    return 0
+
+
+def register_runtime_commands(add: Add) -> None:
+    p = add("dev", _run_async(cmd_dev), "run everything locally: Temporal + Web UI, Postgres, worker")
+    p.add_argument("--state-dir", default=".local", help="where Temporal and Postgres keep their data")
+    p.add_argument("--port", type=int, default=7233, help="Temporal frontend port")
+    p.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
+    add("worker", _run_async(cmd_worker), "run a worker (configured by the environment)")
+    p = add("run", _run_async(cmd_run), "start a playbook")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--org", required=True, help="organization code (org_123) or uuid")
+    p.add_argument("--data", default="{}", help="the inputs, as a JSON object")
+    p.add_argument("--requested-by", help="who asks (default: $USER)")
+    p.add_argument("--wait", action="store_true", help="follow progress until done or a person is needed")
+    p = add("status", _run_async(cmd_status), "show an execution's progress")
+    p.add_argument("execution_id", metavar="EXEC_ID")
+    p.add_argument("--json", action="store_true", help="the raw status query")
+    p = add("complete", _run_async(cmd_complete), "complete a waiting human or approval step")
+    p.add_argument("execution_id", metavar="EXEC_ID")
+    p.add_argument("step_id", metavar="STEP_ID")
+    p.add_argument("--data", default="{}", help="the form's data, as a JSON object")
+    p.add_argument("--by", help="who completes it")
+    p.add_argument("--role", help="the role they act in")
+    for name, text in (
+        ("pause", "hold new steps"),
+        ("resume", "continue a paused execution"),
+        ("cancel", "stop and compensate"),
+    ):
+        p = add(name, _run_async(_control(name)), text)
+        p.add_argument("execution_id", metavar="EXEC_ID")
+        p.add_argument("--reason")
+
+
+__all__ = ["WorkflowFailureError", "register_runtime_commands", "render_status"]

@@ -1,0 +1,33 @@
+"""Replay recorded histories of the library playbooks with the current interpreter (determinism guard)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from worker import workflow_runner
+from workflows import PlaybookWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_every_library_playbook_has_a_recorded_history() -> None:
+    recorded = {p.stem for p in HISTORIES}
+    from model import load_library
+
+    library = load_library([Path(__file__).parent.parent / "playbooks"])
+    assert {pid for pid, pb in library.playbooks.items() if pb.examples} <= recorded
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_replay(path: Path) -> None:
+    replayer = Replayer(
+        workflows=[PlaybookWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+    await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
