@@ -37,6 +37,7 @@ from model.execution import (
     StepView,
     Waiting,
 )
+from model.durations import format_duration
 from model.masking import mask, secret_forms
 from model.playbook import Playbook
 from model.steps import (
@@ -418,46 +419,52 @@ class PlaybookWorkflow:
         spec: HumanWith | ApprovalWith = step.with_  # type: ignore[assignment]
         view = state.steps[step.id]
         waiting = WaitState(step_id=step.id, role=spec.assignee_role)
-        roles = spec.escalation_roles
         state.waiting[step.id] = waiting
         view.status = "waiting"
         try:
-            while True:
-                waiting.deadline = workflow.now() + step.timeout if step.timeout else None
-                self._upsert_search_attributes()
-                try:
-                    await workflow.wait_condition(lambda: waiting.decided, timeout=step.timeout)
-                    break
-                except TimeoutError:
-                    if spec.on_timeout == OnTimeout.escalate and waiting.escalations < len(roles):
-                        waiting.role = roles[waiting.escalations]
-                        waiting.escalations += 1
-                        continue
-                    if spec.on_timeout == OnTimeout.skip:
-                        view.data = expressions.render(spec.default or {}, self._context())
-                        self._set_status(step.id, "skipped", reason="deadline passed")
-                        return {"data": view.data, "completed_by": None}
-                    raise StepFailed(
-                        step.id, f"deadline passed ({step.timeout} without completion)"
-                    ) from None
-        finally:
-            state.waiting.pop(step.id, None)
-            self._upsert_search_attributes()
+            decided = await self._await_people(step, spec, waiting)
+        except (asyncio.CancelledError, ExecutionFailed):
+            self._stop_waiting(step.id)
+            raise
+        self._stop_waiting(step.id)
+        if not decided:  # the deadline skipped it
+            view.data = expressions.render(spec.default or {}, self._context())
+            self._set_status(step.id, "skipped", reason="deadline passed")
+            return {"data": view.data, "completed_by": None}
         view.data, view.completed_by = waiting.data, waiting.completed_by
+        output: dict[str, Any] = {"data": waiting.data, "completed_by": waiting.completed_by}
         if isinstance(spec, ApprovalWith):
             approved = all(a.approved for a in waiting.approvals)
-            output: dict[str, Any] = {
-                "approved": approved,
-                "approvals": [a.model_dump(mode="json") for a in waiting.approvals],
-            }
+            output = {"approved": approved, "approvals": [a.model_dump(mode="json") for a in waiting.approvals]}
             if not approved and spec.on_reject == OnReject.fail:
                 view.output = output
                 raise StepFailed(step.id, f"rejected by {waiting.completed_by or 'an approver'}")
-        else:
-            output = {"data": waiting.data, "completed_by": waiting.completed_by}
         view.output = output
         self._set_status(step.id, "completed")
+        await self._update_execution()  # who decided what is on record at once, not only at the end
         return output
+
+    async def _await_people(self, step: Step, spec: HumanWith | ApprovalWith, waiting: WaitState) -> bool:
+        """Wait for a decision through each deadline; False when a deadline skips the step."""
+        roles = spec.escalation_roles
+        while True:
+            waiting.deadline = workflow.now() + step.timeout if step.timeout else None
+            self._upsert_search_attributes()
+            try:
+                await workflow.wait_condition(lambda: waiting.decided, timeout=step.timeout)
+                return True
+            except TimeoutError:
+                if spec.on_timeout == OnTimeout.escalate and waiting.escalations < len(roles):
+                    waiting.role = roles[waiting.escalations]
+                    waiting.escalations += 1
+                    continue
+                if spec.on_timeout == OnTimeout.skip:
+                    return False
+                raise StepFailed(step.id, f"deadline passed ({format_duration(step.timeout)} without completion)") from None
+
+    def _stop_waiting(self, step_id: str) -> None:
+        self._state.waiting.pop(step_id, None)
+        self._upsert_search_attributes()
 
     # ------------------------------------------------------------------ people's messages
     def _check(self, raw: Any) -> tuple[StepCompletion, dict[str, Any]]:
