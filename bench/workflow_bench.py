@@ -1,6 +1,6 @@
 """Interpreted playbook vs a hand-written workflow doing the same activities, in one run.
 
-    .venv/bin/python bench/workflow_bench.py [--executions 100] [--steps 10]
+    .venv/bin/python -m bench.workflow_bench [--executions 100] [--steps 10]
 
 Both run on the same dev server, worker and Postgres: the hand-written workflow calls the same
 `prepare_execution`, N × `entity` and `update_execution` activities with the same options. Prints
@@ -16,25 +16,19 @@ import shutil
 import sys
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.store import Store, migrate
 from activities.store.pgserver import start_postgres
+from bench.handwritten import HandWritten
 from model import search_attributes as sa
-from model.execution import ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest, StepRequest
+from model.execution import ExecutionInput
 from starter.client import PlaybookClient
 from worker import build_worker
-
-RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 
 def playbook(steps: int) -> dict[str, Any]:
@@ -58,39 +52,6 @@ def playbook(steps: int) -> dict[str, Any]:
             for i in range(steps)
         ],
     }
-
-
-@workflow.defn(name="HandWritten")
-class HandWritten:
-    """What a team would write by hand for the same job: resolve, N writes, record the end."""
-
-    @workflow.run
-    async def run(self, input: ExecutionInput) -> None:
-        info = workflow.info()
-        prepared = await workflow.execute_activity(
-            "prepare_execution",
-            PrepareRequest(execution_id=info.workflow_id, organization=input.organization_id,
-                           playbook_id=input.playbook_id, inline=input.playbook),
-            result_type=Prepared, start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
-        )  # fmt: skip
-        for step in prepared.playbook.steps:
-            await workflow.execute_activity(
-                "entity",
-                StepRequest(
-                    organization_uuid=prepared.organization_uuid, execution_id=info.workflow_id, step_id=step.id,
-                    step_type="entity", smart_code=step.smart_code,
-                    with_={**step.with_.model_dump(mode="json"), "entity_code": f"{info.workflow_id}-{step.id}"},  # type: ignore[union-attr]
-                ),
-                start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
-            )  # fmt: skip
-        await workflow.execute_activity(
-            "update_execution",
-            ExecutionUpdate(
-                organization_uuid=prepared.organization_uuid, execution_id=info.workflow_id,
-                playbook_id=prepared.playbook.id, smart_code=prepared.playbook.smart_code, status="completed",
-            ),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
-        )  # fmt: skip
 
 
 async def run_batch(
@@ -119,9 +80,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating rounds of each (the first warms up)"
-    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of each (the first warms up)")
     args = parser.parse_args()
     definition = playbook(args.steps)
     with start_postgres() as pg:
@@ -130,8 +89,7 @@ async def main() -> None:
         env = await WorkflowEnvironment.start_local(
             data_converter=pydantic_data_converter,
             search_attributes=list(sa.ALL),
-            dev_server_existing_path=shutil.which("temporal")
-            or str(Path(sys.executable).parent / "temporal"),
+            dev_server_existing_path=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"),
             dev_server_extra_args=[
                 "--sqlite-pragma",
                 "journal_mode=wal",
@@ -146,9 +104,7 @@ async def main() -> None:
                 for name in results:
                     results[name].append(await run_batch(client, name, args.executions, definition))
         await store.close()
-    print(
-        f"{args.executions} concurrent executions × {args.steps} entity steps, best of {args.rounds} rounds"
-    )
+    print(f"{args.executions} concurrent executions × {args.steps} entity steps, best of {args.rounds} rounds")
     rates = {}
     for name, runs in results.items():
         seconds, events = min(runs)

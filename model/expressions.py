@@ -154,6 +154,7 @@ def template_source(value: str, *, condition: bool = False) -> str:
     return "{{ (" + value + ") }}" if condition else value
 
 
+@lru_cache(maxsize=4096)
 def check(value: str, *, condition: bool = False) -> References:
     """Compile a template (or a bare condition) and return what it reads; raise ExpressionError."""
     ast = _parse(template_source(value, condition=condition))

@@ -219,8 +219,10 @@ def parse_playbook(doc: Document) -> Playbook:
 def read_document(path: Path) -> Document:
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlaybookError([Problem(Group.syntax, "", "no such file or folder", str(path))]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError([Problem(Group.syntax, "", f"cannot read: {exc}", str(path), 1)]) from None
+        raise PlaybookError([Problem(Group.syntax, "", f"cannot read: {exc}", str(path))]) from None
     return parse_yaml(text, str(path))
 
 

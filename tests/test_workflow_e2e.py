@@ -313,3 +313,103 @@ async def test_sensitive_values_never_leak(playbooks: PlaybookClient, catalog: A
     # the business field itself keeps the real value: it is the customer's data
     entity = await catalog.get_entity(org_id, uuid.UUID(result["outputs"]["customer_id"]))
     assert entity is not None and entity.fields["tax_id"] == secret
+
+
+CHECKS = {
+    "id": "inline.checks.v1",
+    "name": "Validation rules",
+    "version": 1,
+    "module": "crm",
+    "smart_code": "HERA.CRM.TEST.CHECKS.v1",
+    "inputs": {"code": {"type": "string", "required": True}, "amount": {"type": "integer", "required": True}},
+    "steps": [
+        {
+            "id": "first",
+            "type": "entity",
+            "smart_code": "HERA.CRM.TEST.ENT.v1",
+            "with": {"entity_type": "account", "entity_name": "First", "entity_code": "{{ inputs.code }}",
+                     "fields": {"external_ref": "{{ inputs.code }}"}},
+        },
+        {
+            "id": "soft_check",
+            "type": "validation",
+            "on_error": "continue",
+            "with": {
+                "rules": [{"assert": "inputs.amount < 100", "message": "amount {{ inputs.amount }} is 100 or more"}],
+                "unique": [{"entity_type": "account", "field": "external_ref", "value": "{{ inputs.code }}",
+                            "message": "external_ref {{ inputs.code }} is taken"}],
+                "exists": [{"entity_id": "{{ steps.first.output.entity_id }}", "message": "first is missing"}],
+            },
+        },
+        {"id": "note", "type": "set", "with": {"vars": {"check": "{{ steps.soft_check.status }}"}}},
+        {
+            "id": "hard_check",
+            "type": "validation",
+            "with": {"rules": [{"assert": "inputs.amount < 1000", "message": "amount over the hard limit"}]},
+        },
+    ],
+    "outputs": {"check": "{{ vars.check }}"},
+}  # fmt: skip
+
+
+async def test_validation_failures_continue_or_fail(playbooks: PlaybookClient, catalog: Any) -> None:
+    org = org_code()
+    handle = await playbooks.start(
+        "inline.checks.v1", organization=org, playbook=CHECKS, data={"code": "A-1", "amount": "500"}
+    )
+    result = await handle.result()
+    assert result["outputs"] == {"check": "failed"}
+    steps = {s["id"]: s for s in result["steps"]}
+    # the unique rule counts the entity written by the first step itself: "taken"
+    assert steps["soft_check"]["error"] == "validation failed: amount 500 is 100 or more; external_ref A-1 is taken"
+    assert steps["hard_check"]["status"] == "completed"
+
+    handle = await playbooks.start(
+        "inline.checks.v1", organization=org, playbook=CHECKS, data={"code": "B-2", "amount": 5000}
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert failure.value.cause.message == "step hard_check: validation failed: amount over the hard limit"  # type: ignore[attr-defined]
+    org_id = await catalog.resolve_organization(org)
+    lines = {line["step_id"]: line for line in await catalog.step_lines(org_id, handle.id)}
+    assert lines["hard_check"]["status"] == "failed"
+    assert lines["hard_check"]["attempts"] == 1  # validation failures are never retried
+
+
+async def test_bad_step_input_fails_with_the_field(playbooks: PlaybookClient) -> None:
+    definition = {
+        **WRITE_LINES,
+        "steps": [{**WRITE_LINES["steps"][0], "with": {"transaction_type": "sale", "lines": [{"quantity": -2, "unit_price": 5}]}}],
+    }  # fmt: skip
+    handle = await playbooks.start("inline.lines.v1", organization=org_code(), playbook=definition)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "step sale: " in str(failure.value.cause) and "quantity" in str(failure.value.cause)
+
+
+WRITE_LINES = {
+    "id": "inline.lines.v1",
+    "name": "A sale",
+    "version": 1,
+    "module": "sales",
+    "smart_code": "HERA.SALES.TEST.SALE.v1",
+    "steps": [
+        {
+            "id": "sale",
+            "type": "transaction",
+            "smart_code": "HERA.SALES.TXN.SALE.v1",
+            "with": {
+                "transaction_type": "sale",
+                "currency": "EUR",
+                "lines": [{"quantity": 2, "unit_price": "19.99"}, {"quantity": 1, "unit_price": 0.02}],
+            },
+        }
+    ],
+    "outputs": {"total": "{{ steps.sale.output.total_amount }}"},
+}
+
+
+async def test_transaction_totals_are_exact(playbooks: PlaybookClient) -> None:
+    handle = await playbooks.start("inline.lines.v1", organization=org_code(), playbook=WRITE_LINES)
+    result = await handle.result()
+    assert result["outputs"]["total"] in ("40.00", "40")

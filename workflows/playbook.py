@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from model import expressions
 from model import search_attributes as sa
+from model.durations import format_duration
 from model.execution import (
     DONE,
     Approval,
@@ -31,13 +32,14 @@ from model.execution import (
     PrepareRequest,
     Progress,
     Rejection,
+    RunState,
     StatusView,
     StepCompletion,
     StepRequest,
     StepView,
     Waiting,
+    WaitState,
 )
-from model.durations import format_duration
 from model.masking import mask, secret_forms
 from model.playbook import Playbook
 from model.steps import (
@@ -57,40 +59,6 @@ ENGINE_TIMEOUT = timedelta(seconds=30)
 STEP_TIMEOUT = timedelta(minutes=5)
 ENGINE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 """Engine bookkeeping retries until the database is back: nothing is lost in an outage."""
-
-
-class WaitState(BaseModel):
-    """A human or approval step waiting for people."""
-
-    step_id: str
-    role: str | None
-    deadline: datetime | None = None
-    escalations: int = 0
-    approvals: list[Approval] = Field(default_factory=list)
-    data: dict[str, Any] | None = None
-    completed_by: str | None = None
-    decided: bool = False
-
-
-class RunState(BaseModel):
-    """Everything an execution knows; one object, ready to be carried over by continue-as-new."""
-
-    input: ExecutionInput
-    prepared: Prepared | None = None
-    started_at: datetime | None = None
-    status: str = "pending"
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    steps: dict[str, StepView] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-    rejected: list[Rejection] = Field(default_factory=list)
-    paused: bool = False
-    waiting: dict[str, WaitState] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
-    completion_order: list[str] = Field(default_factory=list)
-    unrecorded: list[AuditLine] = Field(default_factory=list)
-    """Audit lines of steps without an activity of their own, written with the next execution update."""
 
 
 class ExecutionFailed(Exception):
@@ -460,7 +428,8 @@ class PlaybookWorkflow:
                     continue
                 if spec.on_timeout == OnTimeout.skip:
                     return False
-                raise StepFailed(step.id, f"deadline passed ({format_duration(step.timeout)} without completion)") from None
+                limit = format_duration(step.timeout) if step.timeout else "the deadline"
+                raise StepFailed(step.id, f"deadline passed ({limit} without completion)") from None
 
     def _stop_waiting(self, step_id: str) -> None:
         self._state.waiting.pop(step_id, None)
