@@ -9,7 +9,7 @@ from model import PlaybookError, load_library
 
 from .store import Store
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("playbook.catalog")
 
 
 async def sync_catalog(store: Store, playbooks_dir: Path) -> int:
