@@ -173,37 +173,3 @@ class ExecutionUpdate(Wire):
     error: str | None = None
     outputs: dict[str, Any] | None = None
     lines: list[AuditLine] = Field(default_factory=list)
-
-
-class WaitState(Wire):
-    """A human or approval step waiting for people."""
-
-    step_id: str
-    role: str | None
-    deadline: datetime | None = None
-    escalations: int = 0
-    approvals: list[Approval] = Field(default_factory=list)
-    data: dict[str, Any] | None = None
-    completed_by: str | None = None
-    decided: bool = False
-
-
-class RunState(Wire):
-    """Everything an execution knows; one object, ready to be carried over by continue-as-new."""
-
-    input: ExecutionInput
-    prepared: Prepared | None = None
-    started_at: datetime | None = None
-    status: str = "pending"
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    steps: dict[str, StepView] = Field(default_factory=dict)
-    vars: dict[str, Any] = Field(default_factory=dict)
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-    rejected: list[Rejection] = Field(default_factory=list)
-    paused: bool = False
-    waiting: dict[str, WaitState] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
-    completion_order: list[str] = Field(default_factory=list)
-    unrecorded: list[AuditLine] = Field(default_factory=list)
-    """Audit lines of steps without an activity of their own, written with the next execution update."""

@@ -377,10 +377,8 @@ async def test_validation_failures_continue_or_fail(playbooks: PlaybookClient, c
 
 
 async def test_bad_step_input_fails_with_the_field(playbooks: PlaybookClient) -> None:
-    definition = {
-        **WRITE_LINES,
-        "steps": [{**WRITE_LINES["steps"][0], "with": {"transaction_type": "sale", "lines": [{"quantity": -2, "unit_price": 5}]}}],
-    }  # fmt: skip
+    bad_line = {"transaction_type": "sale", "lines": [{"quantity": -2, "unit_price": 5}]}
+    definition = {**WRITE_LINES, "steps": [{**WRITE_LINES["steps"][0], "with": bad_line}]}
     handle = await playbooks.start("inline.lines.v1", organization=org_code(), playbook=definition)
     with pytest.raises(WorkflowFailureError) as failure:
         await handle.result()

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
@@ -24,24 +23,16 @@ from model import search_attributes as sa
 from model.durations import format_duration
 from model.execution import (
     DONE,
-    Approval,
-    AuditLine,
     ExecutionInput,
     ExecutionUpdate,
     Prepared,
     PrepareRequest,
-    Progress,
-    Rejection,
-    RunState,
-    StatusView,
-    StepCompletion,
     StepRequest,
     StepView,
-    Waiting,
-    WaitState,
 )
-from model.masking import mask, secret_forms
+from model.masking import secret_forms
 from model.playbook import Playbook
+from model.run import Rejected, RunState, WaitState
 from model.steps import (
     HTTP_ALIASES,
     PEOPLE_TYPES,
@@ -53,7 +44,7 @@ from model.steps import (
     Step,
 )
 from model.validator import default_dependencies
-from model.variables import json_schema, validate_values
+from model.variables import validate_values
 
 ENGINE_TIMEOUT = timedelta(seconds=30)
 STEP_TIMEOUT = timedelta(minutes=5)
@@ -72,10 +63,6 @@ class StepFailed(ExecutionFailed):
         super().__init__(f"step {step_id}: {reason}")
         self.step_id = step_id
         self.reason = reason
-
-
-class Rejected(Exception):
-    """A completion that must not be applied."""
 
 
 Handler = Callable[["PlaybookWorkflow", Step], Awaitable[Any]]
@@ -136,9 +123,7 @@ class PlaybookWorkflow:
             state.status = "completed"
         except ExecutionFailed as failure:
             await self._end("failed", str(failure))
-            raise ApplicationError(
-                self._masked(str(failure)), type="PlaybookFailed", non_retryable=True
-            ) from None
+            raise ApplicationError(self._masked(str(failure)), type="PlaybookFailed", non_retryable=True) from None
         except (asyncio.CancelledError, ActivityError) as exc:
             if not (isinstance(exc, asyncio.CancelledError) or is_cancelled_exception(exc)):
                 raise
@@ -236,9 +221,7 @@ class PlaybookWorkflow:
 
     def _met(self, step_id: str) -> bool:
         view = self._state.steps[step_id]
-        return view.status in ("completed", "skipped") or (
-            view.status == "failed" and self._continues(step_id)
-        )
+        return view.status in ("completed", "skipped") or (view.status == "failed" and self._continues(step_id))
 
     def _dead(self, step_id: str) -> bool:
         return self._state.steps[step_id].status == "cancelled"
@@ -279,29 +262,8 @@ class PlaybookWorkflow:
         if step.on_error != OnError.continue_:
             raise StepFailed(step.id, reason)
 
-    def _set_status(
-        self, step_id: str, status: str, *, reason: str | None = None, record: bool = True
-    ) -> None:
-        view = self._state.steps[step_id]
-        view.status = status
-        view.finished_at = workflow.now()
-        if reason and status in ("failed", "skipped", "cancelled"):
-            view.error = self._masked(reason)
-        if record:
-            self._state.unrecorded.append(
-                AuditLine(
-                    step_id=step_id,
-                    step_type=view.type,
-                    status=status,
-                    data=view.data,
-                    output=view.output,
-                    error=view.error,
-                    completed_by=view.completed_by,
-                    attempts=view.attempts,
-                    started_at=view.started_at,
-                    finished_at=view.finished_at,
-                )
-            )
+    def _set_status(self, step_id: str, status: str, *, reason: str | None = None, record: bool = True) -> None:
+        self._state.set_status(step_id, status, now=workflow.now(), reason=reason, record=record)
 
     # ------------------------------------------------------------------ automated steps
     async def _activity_step(self, step: Step) -> Any:
@@ -341,9 +303,7 @@ class PlaybookWorkflow:
         return output
 
     def _render_with(self, step: Step) -> dict[str, Any]:
-        raw = (
-            step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
-        )
+        raw = step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
         context = self._context()
         if step.type == "validation":
             rules = [
@@ -436,88 +396,27 @@ class PlaybookWorkflow:
         self._upsert_search_attributes()
 
     # ------------------------------------------------------------------ people's messages
-    def _check(self, raw: Any) -> tuple[StepCompletion, dict[str, Any]]:
-        """Validate a completion against the waiting step; raise Rejected with the reason."""
-        try:
-            completion = StepCompletion.model_validate(raw)
-        except ValidationError as exc:
-            reasons = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors()
-            )
-            raise Rejected(f"invalid argument: {reasons}") from None
-        state = self._state
-        waiting = state.waiting.get(completion.step_id)
-        if waiting is None or waiting.decided:
-            view = state.steps.get(completion.step_id)
-            if view is None:
-                raise Rejected(f"unknown step {completion.step_id!r}")
-            raise Rejected(f"step {completion.step_id} is {view.status}, not waiting for a person")
-        if waiting.role and completion.role != waiting.role:
-            given = f"role {completion.role!r}" if completion.role else "no role"
-            raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
-        step = self._playbook.step(completion.step_id)
-        form = step.with_.form  # type: ignore[union-attr]
-        checked = validate_values(form, completion.data)
-        if checked.errors:
-            raise Rejected("invalid data: " + "; ".join(str(e) for e in checked.errors))
-        if step.type == "approval":
-            required = step.with_.approvals_required  # type: ignore[union-attr]
-            if required > 1 and not completion.completed_by:
-                raise Rejected(
-                    f"step {step.id} needs {required} distinct approvers: completed_by is required"
-                )
-            if completion.completed_by and any(
-                a.completed_by == completion.completed_by for a in waiting.approvals
-            ):
-                raise Rejected(f"{completion.completed_by} has already approved step {step.id}")
-        return completion, checked.values
-
-    def _apply(self, completion: StepCompletion, data: dict[str, Any]) -> None:
-        state = self._state
-        waiting = state.waiting[completion.step_id]
-        step = self._playbook.step(completion.step_id)
-        sensitive = {n for n, spec in step.with_.form.items() if spec.sensitive}  # type: ignore[union-attr]
-        state.secrets = sorted(set(state.secrets).union(*(secret_forms(data.get(n)) for n in sensitive)))
-        waiting.data, waiting.completed_by = data, completion.completed_by
-        if step.type == "approval":
-            waiting.approvals.append(
-                Approval(
-                    approved=data["approved"],
-                    completed_by=completion.completed_by,
-                    comment=data.get("comment"),
-                    at=workflow.now(),
-                )
-            )
-            required = step.with_.approvals_required  # type: ignore[union-attr]
-            waiting.decided = not data["approved"] or len(waiting.approvals) >= required
-        else:
-            waiting.decided = True
-
     @workflow.signal(name="complete_step")
     def complete_step(self, raw: Any) -> None:
         """Complete a waiting human/approval step; a completion that can't apply lands in status.rejected."""
         try:
-            completion, data = self._check(raw)
+            completion, data = self._state.check_completion(raw)
         except Rejected as exc:
-            step_id = raw.get("step_id") if isinstance(raw, dict) else None
-            who = raw.get("completed_by") if isinstance(raw, dict) else None
-            self._state.rejected.append(
-                Rejection(step_id=step_id, reason=str(exc), completed_by=who, at=workflow.now())
-            )
+            self._state.reject(raw, str(exc), now=workflow.now())
             return
-        self._apply(completion, data)
+        self._state.apply_completion(completion, data, now=workflow.now())
 
     @workflow.update(name="submit_step")
     def submit_step(self, raw: Any) -> dict[str, Any]:
         """Like complete_step, but an invalid completion is rejected to the caller with the reason."""
-        completion, data = self._check(raw)
-        self._apply(completion, data)
+        completion, data = self._state.check_completion(raw)
+        self._state.apply_completion(completion, data, now=workflow.now())
         return {"step_id": completion.step_id, "accepted": True}
 
     @submit_step.validator
     def _validate_submit(self, raw: Any) -> None:
         try:
-            self._check(raw)
+            self._state.check_completion(raw)
         except Rejected as exc:
             raise ApplicationError(str(exc), type="Rejected", non_retryable=True) from None
 
@@ -559,27 +458,7 @@ class PlaybookWorkflow:
     # ------------------------------------------------------------------ queries
     @workflow.query(name="status")
     def status(self) -> dict[str, Any]:
-        state = self._state
-        playbook = state.prepared.playbook if state.prepared else None
-        views = list(state.steps.values())
-        done = sum(v.status in ("completed", "skipped") for v in views)
-        view = StatusView(
-            execution_id=workflow.info().workflow_id,
-            playbook_id=playbook.id if playbook else state.input.playbook_id,
-            version=playbook.version if playbook else None,
-            organization_id=state.input.organization_id,
-            status=state.status,
-            progress=Progress(
-                completed=done, total=len(views), percent=round(100 * done / len(views)) if views else 0
-            ),
-            steps=views,
-            waiting_for=[self._waiting_view(w) for w in state.waiting.values() if not w.decided],
-            vars=state.vars,
-            outputs=state.outputs,
-            error=state.error,
-            rejected=state.rejected,
-        )
-        return self._masked(view.model_dump(mode="json"))
+        return self._state.status_view(workflow.info().workflow_id)
 
     @workflow.query(name="definition")
     def definition(self) -> dict[str, Any] | None:
@@ -590,27 +469,6 @@ class PlaybookWorkflow:
             else None
         )
 
-    def _waiting_view(self, waiting: WaitState) -> Waiting:
-        step = self._playbook.step(waiting.step_id)
-        spec = step.with_
-        instructions = spec.instructions  # type: ignore[union-attr]
-        if instructions:
-            try:
-                instructions = expressions.render(instructions, self._context())
-            except expressions.ExpressionError as exc:
-                instructions = f"{instructions} ({exc.message})"
-        return Waiting(
-            step_id=step.id,
-            name=step.title,
-            type=step.type,
-            assignee_role=waiting.role,
-            instructions=instructions,
-            form=json_schema(spec.form),  # type: ignore[union-attr]
-            deadline=waiting.deadline,
-            approvals=waiting.approvals,
-            approvals_required=getattr(spec, "approvals_required", 1),
-        )
-
     # ------------------------------------------------------------------ helpers
     @property
     def _state(self) -> RunState:
@@ -619,39 +477,16 @@ class PlaybookWorkflow:
 
     @property
     def _playbook(self) -> Playbook:
-        assert self._state.prepared is not None
-        return self._state.prepared.playbook
+        return self._state.playbook
 
     def _context(self) -> dict[str, Any]:
-        state = self._state
-        info = workflow.info()
-        return {
-            "inputs": state.inputs,
-            "vars": state.vars,
-            "steps": {
-                sid: {
-                    "status": v.status,
-                    "output": v.output,
-                    "data": v.data,
-                    "completed_by": v.completed_by,
-                    "error": v.error,
-                }
-                for sid, v in state.steps.items()
-            },
-            "execution": {
-                "id": info.workflow_id,
-                "organization_id": state.input.organization_id,
-                "playbook_id": state.input.playbook_id,
-                "requested_by": state.input.requested_by,
-                "started_at": state.started_at.isoformat() if state.started_at else None,
-            },
-        }
+        return self._state.context(workflow.info().workflow_id)
 
     def _step_views(self) -> list[dict[str, Any]]:
         return [v.model_dump(mode="json") for v in self._state.steps.values()]
 
     def _masked(self, value: Any) -> Any:
-        return mask(value, self._state.secrets)
+        return self._state.masked(value)
 
     def _upsert_search_attributes(self) -> None:
         """Upsert only the attributes whose value changed (each upsert is a history event)."""
@@ -660,15 +495,13 @@ class PlaybookWorkflow:
             (sa.PLAYBOOK_ID, state.input.playbook_id),
             (sa.ORGANIZATION_ID, state.input.organization_id),
             (sa.PLAYBOOK_STATUS, state.status),
-            (sa.WAITING_FOR, sorted(w.step_id for w in state.waiting.values() if not w.decided)),
+            (sa.WAITING_FOR, state.waiting_for()),
         ]
         if state.prepared:
             wanted.append((sa.PLAYBOOK_MODULE, state.prepared.playbook.module.value))
         current = workflow.info().typed_search_attributes
         updates = [
-            key.value_set(value)
-            for key, value in wanted
-            if current.get(key) != value and (value or current.get(key))
+            key.value_set(value) for key, value in wanted if current.get(key) != value and (value or current.get(key))
         ]
         if updates:
             workflow.upsert_search_attributes(updates)

@@ -1,0 +1,219 @@
+"""The state of one execution and everything that can be said about it without Temporal.
+
+`RunState` is the one serializable object the workflow keeps (ready for continue-as-new); the
+pure parts of interpretation live here — the expression context, checking and applying a
+person's completion, the status view — so the workflow module stays a small scheduler and the
+sandbox has little to re-import per run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from . import expressions
+from .execution import (
+    Approval,
+    AuditLine,
+    ExecutionInput,
+    Prepared,
+    Progress,
+    Rejection,
+    StatusView,
+    StepCompletion,
+    StepView,
+    Waiting,
+    Wire,
+)
+from .masking import mask, secret_forms
+from .playbook import Playbook
+from .variables import json_schema, validate_values
+
+
+class Rejected(Exception):
+    """A completion that must not be applied; the message says why."""
+
+
+class WaitState(Wire):
+    """A human or approval step waiting for people."""
+
+    step_id: str
+    role: str | None
+    deadline: datetime | None = None
+    escalations: int = 0
+    approvals: list[Approval] = Field(default_factory=list)
+    data: dict[str, Any] | None = None
+    completed_by: str | None = None
+    decided: bool = False
+
+
+class RunState(Wire):
+    """Everything an execution knows; one object, ready to be carried over by continue-as-new."""
+
+    input: ExecutionInput
+    prepared: Prepared | None = None
+    started_at: datetime | None = None
+    status: str = "pending"
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepView] = Field(default_factory=dict)
+    vars: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    rejected: list[Rejection] = Field(default_factory=list)
+    paused: bool = False
+    waiting: dict[str, WaitState] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)
+    completion_order: list[str] = Field(default_factory=list)
+    unrecorded: list[AuditLine] = Field(default_factory=list)
+    """Audit lines of steps without an activity of their own, written with the next execution update."""
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def playbook(self) -> Playbook:
+        assert self.prepared is not None, "the definition is resolved before any step runs"
+        return self.prepared.playbook
+
+    def masked(self, value: Any) -> Any:
+        """A copy of value with every sensitive value replaced by ***."""
+        return mask(value, self.secrets)
+
+    def context(self, execution_id: str) -> dict[str, Any]:
+        """What expressions see (SPEC §2.1)."""
+        return {
+            "inputs": self.inputs,
+            "vars": self.vars,
+            "steps": {
+                sid: {
+                    "status": v.status,
+                    "output": v.output,
+                    "data": v.data,
+                    "completed_by": v.completed_by,
+                    "error": v.error,
+                }
+                for sid, v in self.steps.items()
+            },
+            "execution": {
+                "id": execution_id,
+                "organization_id": self.input.organization_id,
+                "playbook_id": self.input.playbook_id,
+                "requested_by": self.input.requested_by,
+                "started_at": self.started_at.isoformat() if self.started_at else None,
+            },
+        }
+
+    def waiting_for(self) -> list[str]:
+        return sorted(w.step_id for w in self.waiting.values() if not w.decided)
+
+    def status_view(self, execution_id: str) -> dict[str, Any]:
+        """The `status` query's answer, masked."""
+        playbook = self.prepared.playbook if self.prepared else None
+        views = list(self.steps.values())
+        done = sum(v.status in ("completed", "skipped") for v in views)
+        view = StatusView(
+            execution_id=execution_id,
+            playbook_id=playbook.id if playbook else self.input.playbook_id,
+            version=playbook.version if playbook else None,
+            organization_id=self.input.organization_id,
+            status=self.status,
+            progress=Progress(completed=done, total=len(views), percent=round(100 * done / len(views)) if views else 0),
+            steps=views,
+            waiting_for=[self._waiting_view(w, execution_id) for w in self.waiting.values() if not w.decided],
+            vars=self.vars,
+            outputs=self.outputs,
+            error=self.error,
+            rejected=self.rejected,
+        )
+        masked: dict[str, Any] = self.masked(view.model_dump(mode="json"))
+        return masked
+
+    def _waiting_view(self, waiting: WaitState, execution_id: str) -> Waiting:
+        step = self.playbook.step(waiting.step_id)
+        spec = step.with_
+        instructions = spec.instructions  # type: ignore[union-attr]
+        if instructions:
+            try:
+                instructions = expressions.render(instructions, self.context(execution_id))
+            except expressions.ExpressionError as exc:
+                instructions = f"{instructions} ({exc.message})"
+        return Waiting(
+            step_id=step.id,
+            name=step.title,
+            type=step.type,
+            assignee_role=waiting.role,
+            instructions=instructions,
+            form=json_schema(spec.form),  # type: ignore[union-attr]
+            deadline=waiting.deadline,
+            approvals=waiting.approvals,
+            approvals_required=getattr(spec, "approvals_required", 1),
+        )
+
+    # ------------------------------------------------------------------ changing
+    def set_status(self, step_id: str, status: str, *, now: datetime, reason: str | None = None,
+                   record: bool = True) -> None:  # fmt: skip
+        """Move a step to a status; unless its own activity wrote it, queue its audit line."""
+        view = self.steps[step_id]
+        view.status = status
+        view.finished_at = now
+        if reason and status in ("failed", "skipped", "cancelled"):
+            view.error = self.masked(reason)
+        if record:
+            self.unrecorded.append(
+                AuditLine(
+                    step_id=step_id, step_type=view.type, status=status, data=view.data, output=view.output,
+                    error=view.error, completed_by=view.completed_by, attempts=view.attempts,
+                    started_at=view.started_at, finished_at=view.finished_at,
+                )
+            )  # fmt: skip
+
+    def check_completion(self, raw: Any) -> tuple[StepCompletion, dict[str, Any]]:
+        """Validate a person's completion against the waiting step; raise Rejected with the reason."""
+        try:
+            completion = StepCompletion.model_validate(raw)
+        except ValidationError as exc:
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
+            raise Rejected(f"invalid argument: {reasons}") from None
+        waiting = self.waiting.get(completion.step_id)
+        if waiting is None or waiting.decided:
+            view = self.steps.get(completion.step_id)
+            if view is None:
+                raise Rejected(f"unknown step {completion.step_id!r}")
+            raise Rejected(f"step {completion.step_id} is {view.status}, not waiting for a person")
+        if waiting.role and completion.role != waiting.role:
+            given = f"role {completion.role!r}" if completion.role else "no role"
+            raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
+        step = self.playbook.step(completion.step_id)
+        checked = validate_values(step.with_.form, completion.data)  # type: ignore[union-attr]
+        if checked.errors:
+            raise Rejected("invalid data: " + "; ".join(str(e) for e in checked.errors))
+        if step.type == "approval":
+            required = step.with_.approvals_required  # type: ignore[union-attr]
+            if required > 1 and not completion.completed_by:
+                raise Rejected(f"step {step.id} needs {required} distinct approvers: completed_by is required")
+            if completion.completed_by and any(a.completed_by == completion.completed_by for a in waiting.approvals):
+                raise Rejected(f"{completion.completed_by} has already approved step {step.id}")
+        return completion, checked.values
+
+    def apply_completion(self, completion: StepCompletion, data: dict[str, Any], *, now: datetime) -> None:
+        """Record a checked completion; the step is decided when its approvals are in (or one rejects)."""
+        waiting = self.waiting[completion.step_id]
+        step = self.playbook.step(completion.step_id)
+        sensitive = {n for n, spec in step.with_.form.items() if spec.sensitive}  # type: ignore[union-attr]
+        self.secrets = sorted(set(self.secrets).union(*(secret_forms(data.get(n)) for n in sensitive)))
+        waiting.data, waiting.completed_by = data, completion.completed_by
+        if step.type != "approval":
+            waiting.decided = True
+            return
+        approval = Approval(
+            approved=data["approved"], completed_by=completion.completed_by, comment=data.get("comment"), at=now
+        )
+        waiting.approvals.append(approval)
+        required = step.with_.approvals_required  # type: ignore[union-attr]
+        waiting.decided = not approval.approved or len(waiting.approvals) >= required
+
+    def reject(self, raw: Any, reason: str, *, now: datetime) -> None:
+        """Keep a refused completion in status.rejected."""
+        step_id = raw.get("step_id") if isinstance(raw, dict) else None
+        who = raw.get("completed_by") if isinstance(raw, dict) else None
+        self.rejected.append(Rejection(step_id=step_id, reason=reason, completed_by=who, at=now))
