@@ -21,6 +21,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MAX_STRING = 100_000
 """Longest string or list an expression may build with ``*`` (guards the workflow task's CPU)."""
 MAX_EXPONENT = 100
+MAX_OUTPUT = 1_000_000
+"""Longest text a template may render."""
 
 
 class ExpressionError(Exception):
@@ -32,25 +34,63 @@ class ExpressionError(Exception):
         self.message = message
 
 
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, refusing internals loudly and bounding the operators that can explode."""
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-+ #0]*(\d+|\*)?(?:\.(\d+|\*))?")
+_PADDING_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _bounded(*sizes: Any) -> None:
+    """Refuse a width, padding or count that would build a value longer than MAX_STRING."""
+    for size in sizes:
+        if size == "*" or (isinstance(size, int | str) and str(size).isdigit() and int(size) > MAX_STRING):
+            raise SecurityError(f"a width or size above {MAX_STRING} is not allowed")
+
+
+def _bounded_format(text: str) -> None:
+    for spec in re.findall(r"\{[^{}]*:([^{}]*)\}", text):
+        _bounded(*re.findall(r"\d+", spec))
+    if re.search(r"\{[^{}]*:[^{}]*\{", text):
+        raise SecurityError("nested format widths are not allowed")
+
+
+def _bounded_filter(name: str, filter_fn: Any) -> Any:
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _bounded(*args, *kwargs.values())
+        if name == "format" and isinstance(value, str):
+            _bounded(*(n for match in _PERCENT_SPEC.findall(value) for n in match if n))
+        return filter_fn(value, *args, **kwargs)
+
+    return bounded
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, refusing internals loudly and bounding everything that can build huge values."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to internal attribute {attribute!r} is not allowed")
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # the sandbox hands str.format out wrapped; the string it formats is on the wrapped method
+        owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
+        if isinstance(owner, str):
+            if __obj.__name__ in _PADDING_METHODS:
+                _bounded(*args, *kwargs.values())
+            elif __obj.__name__ in ("format", "format_map"):
+                _bounded_format(owner)
+        return super().call(__context, __obj, *args, **kwargs)
+
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        if operator_name == "%":
+            if isinstance(left, str):
+                _bounded(*(n for match in _PERCENT_SPEC.findall(left) for n in match if n))
+            return operator.mod(left, right)
         if operator_name == "**":
             if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
                 raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
             return operator.pow(left, right)
         sized, count = (left, right) if isinstance(left, str | list | tuple) else (right, left)
-        if (
-            isinstance(sized, str | list | tuple)
-            and isinstance(count, int)
-            and len(sized) * count > MAX_STRING
-        ):
+        if isinstance(sized, str | list | tuple) and isinstance(count, int) and len(sized) * count > MAX_STRING:
             raise SecurityError(f"a repeated value longer than {MAX_STRING} is not allowed")
         return operator.mul(left, right)
 
@@ -61,6 +101,8 @@ def _make_env() -> _Sandbox:
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
     env.filters.pop("random", None)
+    for name in ("center", "indent", "wordwrap", "format", "truncate"):
+        env.filters[name] = _bounded_filter(name, env.filters[name])
     return env
 
 
@@ -95,19 +137,20 @@ class References:
 def _const_key(node: nodes.Node) -> str | None:
     if isinstance(node, nodes.Getattr):
         return node.attr
-    if (
-        isinstance(node, nodes.Getitem)
-        and isinstance(node.arg, nodes.Const)
-        and isinstance(node.arg.value, str)
-    ):
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
         return node.arg.value
     return None
 
 
 def _check_security(ast: nodes.Template) -> None:
+    for loop in ast.find_all(nodes.For):
+        if any(True for _ in loop.find_all(nodes.For)):
+            raise ExpressionError("security", "nested loops are not allowed (their cost multiplies)")
     for node in ast.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name, *_LOADERS)):
         if isinstance(node, _LOADERS):
             raise ExpressionError("security", "templates cannot import, include or extend other templates")
+        if isinstance(node, nodes.Name) and node.name == "self":
+            raise ExpressionError("security", "unknown name 'self' (Jinja's template object is not available)")
         if isinstance(node, nodes.Filter):
             key = node.args[0].value if node.args and isinstance(node.args[0], nodes.Const) else None
             if node.name == "attr" and not (isinstance(key, str) and not key.startswith("_")):
@@ -161,7 +204,22 @@ def check(value: str, *, condition: bool = False) -> References:
     expr = None if condition else single_expression(value)
     if condition or expr is not None:
         _compile_expression(value if condition else expr or "")
-    return _references(ast)
+    refs = _references(ast)
+    if not refs.names - set(ENV.globals):
+        _fold_constant(value, condition)
+    return refs
+
+
+def _fold_constant(value: str, condition: bool) -> None:
+    """Evaluate an expression that reads no data now, so its bombs are found by validation (safely bounded)."""
+    try:
+        if condition:
+            evaluate(value, {})
+        else:
+            render(value, {})
+    except ExpressionError as exc:
+        if exc.kind == "security":
+            raise
 
 
 @lru_cache(maxsize=4096)
@@ -196,7 +254,7 @@ def _run(fn: Any, where: str) -> Any:
         return fn()
     except ExpressionError:
         raise
-    except SecurityError as exc:
+    except (SecurityError, OverflowError, MemoryError) as exc:
         raise ExpressionError("security", f"{where}: {exc}") from None
     except UndefinedError as exc:
         raise ExpressionError("undefined", f"{where}: {exc.message}") from None
@@ -229,7 +287,19 @@ def render(value: Any, context: dict[str, Any]) -> Any:
     if expr is not None:
         return evaluate(expr, context)
     template = _compile_template(value)
-    return _run(lambda: template.render(**context), value.strip())
+    return _run(lambda: _bounded_render(template, context), value.strip())
+
+
+def _bounded_render(template: Any, context: dict[str, Any]) -> str:
+    """Render chunk by chunk, refusing output longer than MAX_OUTPUT (loops can multiply it)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(**context):
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def templates_in(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:

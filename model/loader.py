@@ -193,17 +193,48 @@ def _schema_message(err: Any) -> str:
     return message[0].lower() + message[1:] if message else kind
 
 
+_KINDS = {"int": "an integer", "float": "a number", "constrained-str": "a {{ template }}", "str": "a string",
+          "bool": "a boolean", "list": "a list", "dict": "a mapping", "none": "null"}  # fmt: skip
+
+
+def _union_member(loc: tuple[Any, ...]) -> str | None:
+    """The union member an error comes from (pydantic names it in the location), if any."""
+    for part in loc:
+        if isinstance(part, str) and (part in _KINDS or part.startswith(("list[", "dict["))):
+            return part.split("[")[0]
+    return None
+
+
 def _schema_problems(doc: Document, exc: ValidationError) -> list[Problem]:
-    problems: dict[tuple[Path_, str], Problem] = {}
-    for err in exc.errors():
-        path = _data_path(doc.data, tuple(err["loc"]))
-        # a value accepted by no member of a union reports once per member: keep the first
-        key = (
-            path,
-            "type" if err["type"].endswith("_type") or err["type"].endswith("_parsing") else err["type"],
-        )
-        problems.setdefault(key, problem_at(doc, Group.schema, path, _schema_message(err)))
+    """One problem per mistake: a value no member of a union accepts is reported once, with what fits."""
+    errors = [(err, _data_path(doc.data, tuple(err["loc"]))) for err in exc.errors()]
+    paths = [path for _, path in errors]
+    problems: dict[Path_, Problem] = {}
+    alternatives: dict[Path_, list[str]] = {}
+    for err, path in errors:
+        member = _union_member(tuple(err["loc"]))
+        if member is not None:
+            # a member that got further into the value explains the mistake better than a type mismatch here
+            if any(len(other) > len(path) and other[: len(path)] == path for other in paths):
+                continue
+            alternatives.setdefault(path, []).append(_KINDS.get(member, member))
+        problems.setdefault(path, problem_at(doc, Group.schema, path, _schema_message(err)))
+    for path, kinds in alternatives.items():
+        if len(kinds) > 1:
+            value = _raw_value(doc.data, path)
+            problems[path] = problem_at(
+                doc, Group.schema, path, f"{value!r} is not {' or '.join(dict.fromkeys(kinds))}"
+            )
     return list(problems.values())
+
+
+def _raw_value(data: Any, path: Path_) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def parse_playbook(doc: Document) -> Playbook:

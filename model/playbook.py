@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from .scalars import Int
 from .steps import Condition, SmartCode, Step, Strict
 from .variables import Variable
 
@@ -75,7 +76,7 @@ class Playbook(Strict):
 
     id: str = Field(pattern=PLAYBOOK_ID, description="<name>.v<major>; the file is <id>.yaml.")
     name: str = Field(min_length=1)
-    version: int = Field(ge=1, description="Equals the .vN suffix of id.")
+    version: Int = Field(ge=1, description="Equals the .vN suffix of id.")
     module: Module
     category: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
     status: PlaybookStatus = PlaybookStatus.draft

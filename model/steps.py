@@ -11,9 +11,10 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, field_validator, model_validator
 
 from .durations import Duration
+from .scalars import Int
 from .variables import Variable
 
 STEP_ID = r"^[a-z][a-z0-9_]*$"
@@ -44,7 +45,7 @@ class Strict(BaseModel):
 class Retry(Strict):
     """How a failed step is retried (validation failures never are)."""
 
-    max_attempts: int = Field(default=3, ge=1, description="Attempts in all, the first included.")
+    max_attempts: Int = Field(default=3, ge=1, description="Attempts in all, the first included.")
     initial_interval: Duration | None = Field(default=None, description="Wait before the first retry.")
     backoff_coefficient: float = Field(default=2.0, ge=1.0, description="Each wait is the last times this.")
     maximum_interval: Duration | None = Field(default=None, description="The longest wait between attempts.")
@@ -78,9 +79,7 @@ class StepBase(Strict):
     )
     when: Condition | None = Field(default=None, description="Run only if true; else the step is skipped.")
     smart_code: SmartCode | None = Field(default=None, description="HERA smart code of what the step writes.")
-    timeout: Duration | None = Field(
-        default=None, description="Deadline (activity timeout, or human deadline)."
-    )
+    timeout: Duration | None = Field(default=None, description="Deadline (activity timeout, or human deadline).")
     retry: Retry | None = Field(default=None, description="Retry policy of an automated step.")
     on_error: OnError = Field(default=OnError.fail, description="fail the execution, or continue.")
     compensate: list[Step] | None = Field(
@@ -126,9 +125,7 @@ class TransactionWith(Strict):
     currency: str | None = None
     total_amount: Number | None = Field(default=None, description="Default: the exact sum of line amounts.")
     status: str | None = None
-    lines: list[LineWith] | Template = Field(
-        default_factory=list, description="Lines, or a template giving them."
-    )
+    lines: list[LineWith] | Template = Field(default_factory=list, description="Lines, or a template giving them.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -225,7 +222,7 @@ APPROVAL_FORM = {
 
 class ApprovalWith(_PeopleWith):
     instructions: str | None = None
-    approvals_required: int = Field(default=1, ge=1, description="Distinct people who must approve.")
+    approvals_required: Int = Field(default=1, ge=1, description="Distinct people who must approve.")
     on_reject: OnReject = Field(default=OnReject.fail, description="fail the execution, or continue.")
 
     @property
@@ -300,7 +297,7 @@ class SequentialStep(StepBase):
 class ForeachWith(Strict):
     items: list[Any] | Template = Field(description="A list, or a template giving one.")
     as_: str = Field(default="item", alias="as", pattern=STEP_ID, description="The loop variable's name.")
-    concurrency: int = Field(default=1, ge=1, le=500, description="Iterations run at once.")
+    concurrency: Int = Field(default=1, ge=1, le=500, description="Iterations run at once.")
     steps: list[Step] = Field(min_length=1)
 
 
@@ -384,20 +381,6 @@ def registered_step_types() -> dict[str, type[BaseModel]]:
     return dict(_REGISTRY)
 
 
-class CustomStep(StepBase):
-    """A step of a registered type; its ``with:`` is checked against the registered model."""
-
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
-
-    @field_validator("type")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        if value not in _REGISTRY:
-            known = ", ".join(sorted([*BUILTIN_TYPES, *_REGISTRY]))
-            raise ValueError(f"unknown step type {value!r} (known: {known})")
-        return value
-
-
 _MEMBERS: dict[str, type[StepBase]] = {
     "entity": EntityStep,
     "transaction": TransactionStep,
@@ -416,6 +399,24 @@ _MEMBERS: dict[str, type[StepBase]] = {
     "http": HttpStep,
 }
 BUILTIN_TYPES = frozenset(_MEMBERS) | frozenset(HTTP_ALIASES)
+
+
+class CustomStep(StepBase):
+    """A step of a registered type; its ``with:`` is checked against the registered model."""
+
+    type: str = Field(
+        description="A registered step type.",
+        json_schema_extra={"not": {"enum": list[JsonValue](sorted(BUILTIN_TYPES))}},
+    )  # so that editors match a built-in type against its own schema only
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in _REGISTRY:
+            known = ", ".join(sorted([*BUILTIN_TYPES, *_REGISTRY]))
+            raise ValueError(f"unknown step type {value!r} (known: {known})")
+        return value
 
 
 def _tag(value: Any) -> str:

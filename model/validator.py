@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from . import expressions
 from .loader import Document, _schema_message, parse_playbook, playbook_files, problem_at, read_document
-from .playbook import Playbook
+from .playbook import Completion, Playbook
 from .problems import Group, PlaybookError, Problem
 from .steps import PEOPLE_TYPES, CustomStep, Step, registered_step_types
 from .variables import validate_values
@@ -78,9 +78,7 @@ class _Checker:
             here = (*path, index)
             if step.id in self.placed:
                 first = self.doc.line(self.placed[step.id].path)
-                self.report(
-                    Group.semantics, (*here, "id"), f"duplicate step id {step.id!r} (first on line {first})"
-                )
+                self.report(Group.semantics, (*here, "id"), f"duplicate step id {step.id!r} (first on line {first})")
                 continue
             self.placed[step.id] = _Placed(step, here, parent, deps[step.id], ids, loop_names, free)
             inner = (*loop_names, step.with_.as_) if step.type == "foreach" else loop_names  # type: ignore[union-attr]
@@ -121,9 +119,7 @@ class _Checker:
         except CycleError as exc:
             cycle = exc.args[1]
             first = next(i for i, s in enumerate(steps) if s.id == cycle[0])
-            self.report(
-                Group.semantics, (*path, first, "depends_on"), f"dependency cycle: {' -> '.join(cycle)}"
-            )
+            self.report(Group.semantics, (*path, first, "depends_on"), f"dependency cycle: {' -> '.join(cycle)}")
 
     def ancestors(self, step_id: str) -> set[str]:
         """Steps certain to have finished before ``step_id`` starts, their nested steps included."""
@@ -157,9 +153,7 @@ class _Checker:
         pb = self.playbook
         suffix = int(pb.id.rsplit(".v", 1)[1])
         if pb.version != suffix:
-            self.report(
-                Group.semantics, ("version",), f"is {pb.version} but the id {pb.id!r} ends in .v{suffix}"
-            )
+            self.report(Group.semantics, ("version",), f"is {pb.version} but the id {pb.id!r} ends in .v{suffix}")
         if self.doc.file.endswith((".yaml", ".yml")) and Path(self.doc.file).name != f"{pb.id}.yaml":
             self.report(
                 Group.semantics,
@@ -175,6 +169,8 @@ class _Checker:
                     registry[step.type].model_validate(step.with_)
                 except ValidationError as exc:
                     for err in exc.errors():
+                        if expressions.is_template(err["input"]):
+                            continue  # a template's value is known when the step runs; its activity checks it
                         where = (*path, "with", *(p for p in err["loc"] if isinstance(p, str | int)))
                         self.report(Group.schema, where, _schema_message(err))
 
@@ -185,12 +181,24 @@ class _Checker:
             for err in validate_values(pb.inputs, example.initial_data).errors:
                 self.report(Group.semantics, (*path, "initial_data", err.field), err.message)
             for position, completion in enumerate(example.complete):
-                target = self.placed.get(completion.step_id)
-                if target is None or target.step.type not in PEOPLE_TYPES:
-                    where = (*path, "complete", position, "step_id")
-                    self.report(
-                        Group.semantics, where, f"{completion.step_id!r} is not a human or approval step"
-                    )
+                self.check_completion((*path, "complete", position), completion)
+
+    def check_completion(self, where: Path_, completion: Completion) -> None:
+        """An example's completion must be one a person could really send: right step, role and data."""
+        target = self.placed.get(completion.step_id)
+        if target is None:
+            self.report(Group.semantics, (*where, "step_id"), f"no step {completion.step_id!r}")
+            return
+        step = target.step
+        if step.type not in PEOPLE_TYPES:
+            self.report(Group.semantics, (*where, "step_id"), f"{step.id!r} is not a human or approval step")
+            return
+        spec = step.with_
+        roles = {spec.assignee_role, *spec.escalation_roles}  # type: ignore[union-attr]
+        if spec.assignee_role and completion.role not in roles:  # type: ignore[union-attr]
+            self.report(Group.semantics, (*where, "role"), f"step {step.id} needs role {' or '.join(sorted(roles))}")
+        for err in validate_values(spec.form, completion.data).errors:  # type: ignore[union-attr]
+            self.report(Group.semantics, (*where, "data", err.field), err.message)
 
     def check_expressions(self) -> None:
         for step_id, placed in self.placed.items():
@@ -209,9 +217,7 @@ class _Checker:
         self, path: Path_, text: str, is_condition: bool, scope: set[str] | None, loops: tuple[str, ...]
     ) -> None:
         if is_condition and "{{" in text:
-            self.report(
-                Group.expressions, path, "a condition is a bare expression: write x > 1, not {{ x > 1 }}"
-            )
+            self.report(Group.expressions, path, "a condition is a bare expression: write x > 1, not {{ x > 1 }}")
             return
         try:
             refs = expressions.check(text, condition=is_condition)
@@ -232,9 +238,7 @@ class _Checker:
             elif namespace == "vars" and key not in var_names:
                 self.report(Group.expressions, path, f"vars.{key}: no set step defines it")
             elif namespace == "execution" and key not in EXECUTION_FIELDS:
-                self.report(
-                    Group.expressions, path, f"execution.{key}: not one of {', '.join(EXECUTION_FIELDS)}"
-                )
+                self.report(Group.expressions, path, f"execution.{key}: not one of {', '.join(EXECUTION_FIELDS)}")
             elif namespace == "steps":
                 self.check_step_ref(path, key, sub, scope)
 

@@ -10,9 +10,22 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from annotated_types import Interval, Len
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+
+from .scalars import Bool, Int
 
 
 class VarType(StrEnum):
@@ -45,19 +58,15 @@ class Variable(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: VarType = Field(description="The value's type.")
-    required: bool = Field(default=False, description="A value must be given (a default counts).")
-    default: Any = Field(
-        default=None, description="Used when no value is given; must satisfy the constraints."
-    )
+    required: Bool = Field(default=False, description="A value must be given (a default counts).")
+    default: Any = Field(default=None, description="Used when no value is given; must satisfy the constraints.")
     minimum: float | None = Field(default=None, description="Smallest allowed number (integer, float).")
     maximum: float | None = Field(default=None, description="Largest allowed number (integer, float).")
-    min_length: int | None = Field(default=None, ge=0, description="Shortest string / fewest selections.")
-    max_length: int | None = Field(default=None, ge=0, description="Longest string / most selections.")
+    min_length: Int | None = Field(default=None, ge=0, description="Shortest string / fewest selections.")
+    max_length: Int | None = Field(default=None, ge=0, description="Longest string / most selections.")
     pattern: str | None = Field(default=None, description="A regular expression a string must match.")
     options: list[Any] | None = Field(default=None, description="Allowed values of select and multi_select.")
-    sensitive: bool = Field(
-        default=False, description="Masked as *** in status, results, logs and audit rows."
-    )
+    sensitive: Bool = Field(default=False, description="Masked as *** in status, results, logs and audit rows.")
     description: str | None = Field(default=None, description="Help text shown to people filling the form.")
     label: str | None = Field(default=None, description="A human title for the field.")
 
@@ -101,31 +110,41 @@ class ValuesResult(BaseModel):
         return not self.errors
 
 
-def _annotation(spec: Variable) -> tuple[Any, dict[str, Any]]:
-    """The pydantic type and Field constraints for one variable."""
-    numeric = {"ge": spec.minimum, "le": spec.maximum}
-    lengths = {"min_length": spec.min_length, "max_length": spec.max_length}
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    return value
+
+
+_NOT_BOOL = BeforeValidator(_not_bool)
+
+
+def _annotation(spec: Variable) -> Any:
+    """The constrained pydantic type of one variable."""
+    interval = Interval(ge=spec.minimum, le=spec.maximum)
+    length = Len(spec.min_length or 0, spec.max_length)
     match spec.type:
         case VarType.string:
-            return str, {**lengths, "pattern": spec.pattern}
+            text = StringConstraints(min_length=spec.min_length, max_length=spec.max_length, pattern=spec.pattern)
+            return Annotated[str, text]
         case VarType.integer:
-            return int, numeric
+            return Annotated[int, interval, _NOT_BOOL]
         case VarType.float:
-            return float, numeric
+            return Annotated[float, interval, AllowInfNan(False), _NOT_BOOL]
         case VarType.boolean:
-            return bool, {}
+            return bool
         case VarType.json:
-            return Any, {}
+            return Any
         case VarType.select:
-            return Literal[tuple(spec.options or ())], {}
+            return Literal[tuple(spec.options or ())]
         case VarType.multi_select:
-            return list[Literal[tuple(spec.options or ())]], lengths  # type: ignore[misc]
+            return Annotated[list[Literal[tuple(spec.options or ())]], length]  # type: ignore[misc]
         case VarType.date:
-            return date, {}
+            return date
         case VarType.datetime:
-            return datetime, {}
+            return datetime
         case VarType.file:
-            return FileRef | str, {}
+            return FileRef | str
     raise AssertionError(spec.type)
 
 
@@ -133,15 +152,11 @@ def form_model(specs: dict[str, Variable]) -> type[BaseModel]:
     """A pydantic model for a set of variables (python regexes, unknown fields refused)."""
     fields: dict[str, Any] = {}
     for name, spec in specs.items():
-        annotation, constraints = _annotation(spec)
-        constraints = {k: v for k, v in constraints.items() if v is not None}
+        annotation = _annotation(spec)
         if spec.required and spec.default is None:
-            fields[name] = (annotation, Field(..., description=spec.description, **constraints))
+            fields[name] = (annotation, Field(..., description=spec.description))
         else:
-            fields[name] = (
-                annotation | None,
-                Field(spec.default, description=spec.description, **constraints),
-            )
+            fields[name] = (annotation | None, Field(spec.default, description=spec.description))
     config = ConfigDict(extra="forbid", regex_engine="python-re", title="form")
     return create_model("Form", __config__=config, **fields)
 
@@ -181,15 +196,18 @@ def _message(err: Any) -> str:
             return f"does not match the pattern {ctx.get('pattern')!r} (pattern)"
         case "literal_error":
             return f"must be one of {ctx.get('expected')} (options)"
-    return f"{err['msg'][0].lower()}{err['msg'][1:]} (type)"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{message[0].lower()}{message[1:]} (type)"
 
 
 def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> ValuesResult:
     """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed."""
     if data is not None and not isinstance(data, dict):
         return ValuesResult(errors=[FieldError(field="data", rule="type", message="must be a JSON object")])
+    # an explicit null is no value at all: a required field then says "is required"
+    given = {k: v for k, v in (data or {}).items() if v is not None or (k in specs and not specs[k].required)}
     try:
-        model = form_model(specs).model_validate(data or {})
+        model = form_model(specs).model_validate(given)
     except ValidationError as exc:
         errors: dict[str, FieldError] = {}
         for err in exc.errors():

@@ -48,7 +48,6 @@ class Case:
     step: str | None = None
     line: int | None = None  # default: the line marked with "#<"
     file: str = FILE
-    xfail: str | None = None
 
     def expected_line(self) -> int:
         if self.line is not None:
@@ -137,7 +136,6 @@ CASES = [
         "inputs.note.required",
         ("boolean",),
         SCH,
-        xfail="YAML 1.2: `no` is a string, but pydantic's lax bool turns 'no' into False (Strict bool needed)",
     ),
     Case(
         "yaml12_on_is_not_true",
@@ -145,7 +143,6 @@ CASES = [
         "inputs.secret.sensitive",
         ("boolean",),
         SCH,
-        xfail="YAML 1.2: `on` is a string, but pydantic's lax bool turns 'on' into True (Strict bool needed)",
     ),
     Case(
         "yaml12_010_is_ten_not_octal",
@@ -536,8 +533,6 @@ CASES = [
         ("'HERA.CRM.LINE.V1' does not match",),
         SCH,
         step="sell",
-        xfail="a bad line also reports 'with.lines: input should be a valid string' (the Template member of "
-        "the lines union) - one mistake, two problems",
     ),
     # ------------------------------------------------------------------ variables
     Case(
@@ -1013,7 +1008,6 @@ CASES = [
         "examples[0].complete[0].data.count",
         ("valid integer",),
         SEM,
-        xfail="examples' completion data is not validated against the step's form (only initial_data is)",
     ),
 ]
 
@@ -1027,14 +1021,13 @@ def load(directory: Path, text: str, file: str = FILE) -> list[Problem]:
 def _params() -> list[object]:
     params = []
     for case in CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
-        params.append(pytest.param(case, id=case.name, marks=marks))
+        params.append(pytest.param(case, id=case.name))
     return params
 
 
 def test_there_are_enough_cases() -> None:
     assert len({c.name for c in CASES}) == len(CASES)
-    assert len([c for c in CASES if not c.xfail]) >= 35
+    assert len(CASES) >= 35
 
 
 @pytest.mark.parametrize("case", _params())
@@ -1181,11 +1174,6 @@ def test_one_mistake_in_a_line_quantity_is_one_problem(tmp_path: Path) -> None:
     assert all(p.line == 13 and p.step == "sell" and p.group == SCH for p in quantity)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`quantity: two` gives three problems: int parsing, \"'two' does not match '\\\\{\\\\{'\" and "
-    "'with.lines: input should be a valid string' (every member of the Number / lines unions reports)",
-)
 def test_one_mistake_in_a_line_quantity_is_reported_once(tmp_path: Path) -> None:
     text = doc(
         HEAD,

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import model
 from model import Playbook, validate_values
 from model.loader import read_document
-from model.steps import APPROVAL_FORM, BUILTIN_TYPES, SMART_CODE, registered_step_types
+from model.steps import APPROVAL_FORM, SMART_CODE, registered_step_types
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "playbooks"
@@ -106,13 +106,6 @@ def test_examples_expect_declared_deterministic_outputs(library: model.Library) 
 
 
 # ---------------------------------------------------------------- the JSON Schema of the language
-SCHEMA_BUG = (
-    "steps.items is a oneOf of every step model, and CustomStep's `type` is any string with a free `with` "
-    "dict, so every built-in step also matches CustomStep and oneOf fails ('is valid under each of "
-    "EntityStep, CustomStep'); CustomStep.type needs `not: {enum: [built-in types]}` (or a discriminator)"
-)
-
-
 def _schema() -> dict[str, Any]:
     return Playbook.model_json_schema(by_alias=True)
 
@@ -135,21 +128,11 @@ def test_schema_refuses_obvious_mistakes() -> None:
     assert _errors(schema, {**good, "steps": [{**good["steps"][0], "timeout": "2 weeks"}]})
 
 
-@pytest.mark.xfail(strict=True, reason=SCHEMA_BUG)
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_schema_validates_every_library_file(path: Path) -> None:
     assert _errors(_schema(), read_document(path).data) == []
 
 
-def test_schema_validates_the_library_once_custom_step_overlap_is_removed() -> None:
-    """Pins the diagnosis of SCHEMA_BUG: with CustomStep narrowed, every library file validates."""
-    schema = _schema()
-    schema["$defs"]["CustomStep"]["properties"]["type"]["not"] = {"enum": sorted(BUILTIN_TYPES)}
-    for path in FILES:
-        assert _errors(schema, read_document(path).data) == [], path
-
-
-@pytest.mark.xfail(strict=True, reason=SCHEMA_BUG + " - and so a typo inside a built-in step's `with:` passes")
 def test_schema_refuses_unknown_field_in_with() -> None:
     data = read_document(LIBRARY / "crm" / "customer.create.v1.yaml").data
     step = data["steps"][0]
@@ -186,7 +169,6 @@ def test_cli_schema_is_the_language_schema(cli_schema: dict[str, Any]) -> None:
     assert cli_schema["properties"] == _schema()["properties"]
 
 
-@pytest.mark.xfail(strict=True, reason=SCHEMA_BUG)
 def test_cli_schema_validates_every_library_file(cli_schema: dict[str, Any]) -> None:
     for path in FILES:
         assert _errors(cli_schema, read_document(path).data) == [], path
@@ -311,11 +293,6 @@ def test_builtin_names_cannot_be_registered() -> None:
             model.register_step_type(name, UploadWith)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a registered type's `with:` is validated before rendering, so a template for a non-string field "
-    "(port: '{{ inputs.port }}') is refused as 'input should be a valid integer'",
-)
 def test_registered_type_accepts_templates_for_typed_fields(tmp_path: Path, sftp_upload: str) -> None:
     head_inputs = "  port: {type: integer, default: 22}\n"
     text = HEAD.replace("steps:\n", head_inputs + "steps:\n")
