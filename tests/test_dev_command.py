@@ -1,0 +1,82 @@
+"""The README's "run it" command: `playbook dev` starts everything, runs a playbook, and Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Output:
+    """Collects a process's output on a thread, so waiting for a line never blocks on a pipe."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.text = ""
+        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
+
+    def _pump(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.put(line)
+
+    def until(self, marker: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while marker not in self.text:
+            try:
+                self.text += self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"{marker!r} not seen; output so far:\n{self.text}") from None
+        return self.text
+
+
+def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
+    port, ui_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    dev = subprocess.Popen(
+        [str(BIN / "playbook"), "dev", "--state-dir", str(tmp_path / "state"), "--port", str(port),
+         "--ui-port", str(ui_port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        output = Output(dev)
+        banner = output.until("Ctrl-C stops everything", timeout=120)
+        assert f"Temporal Web UI:  http://localhost:{ui_port}" in banner
+        demo = next(line for line in banner.splitlines() if " run customer.create.v1 " in line)
+        data = demo.split("--data '")[1].split("'")[0]
+        client_env = {**env, "TEMPORAL_ADDRESS": f"localhost:{port}"}
+        run = subprocess.run(
+            [str(BIN / "playbook"), "run", "customer.create.v1", "--org", "org_demo", "--data", data, "--wait"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env=client_env,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "waiting for set_credit_terms (role credit_controller)" in run.stdout
+        execution_id = run.stdout.split()[1]
+        status = subprocess.run(
+            [str(BIN / "playbook"), "status", execution_id, "--json"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, env=client_env,
+        )  # fmt: skip
+        assert json.loads(status.stdout)["waiting_for"][0]["step_id"] == "set_credit_terms"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        code = dev.wait(timeout=60)
+    assert code == 0
+    assert "shutting down" in output.until("shutting down", timeout=5)
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "a server started by playbook dev is still running"
