@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.catalog import sync_catalog
 from activities.engine import EngineActivities
+from activities.observability import StepTelemetry, configure_logging, metrics_address, metrics_runtime
 from activities.steps import StepActivities
 from activities.store import Store, migrate
 from model.execution import StepRequest
@@ -40,13 +42,18 @@ def build_worker(
     store: Store,
     *,
     task_queue: str,
-    after_write: Callable[[StepRequest], None] | None = None,
+    after_write: Callable[[StepRequest], Awaitable[None] | None] | None = None,
     extra_workflows: Sequence[type] = (),
     **options: Any,
 ) -> Worker:
-    """A worker for PlaybookWorkflow and every registered step activity on one task queue."""
+    """A worker for PlaybookWorkflow and every registered step activity on one task queue.
+
+    Step activities are counted, timed and logged (`StepTelemetry`) through the client's runtime: with a
+    Prometheus runtime (see `connect`) the step metrics appear beside the SDK's own.
+    """
     engine = EngineActivities(store, client)
     steps = StepActivities(store, after_write=after_write)
+    runtime = client.service_client.config.runtime or Runtime.default()
     return Worker(
         client,
         task_queue=task_queue,
@@ -54,27 +61,41 @@ def build_worker(
         activities=[*engine.activities(), *steps.activities()],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=30),
+        interceptors=[StepTelemetry(runtime.metric_meter)],
         **options,
     )
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Client:
+    """A client of the configured Temporal; `runtime` carries metrics (default: the SDK's, without)."""
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
 
 
 async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = None) -> None:
-    """Migrate, sync the catalog and serve until SIGINT/SIGTERM; in-flight activities finish first."""
+    """Migrate, sync the catalog and serve until SIGINT/SIGTERM; in-flight activities finish first.
+
+    With ``PLAYBOOK_METRICS_PORT`` set, Prometheus metrics are served on that port (activities.observability).
+    """
     if not settings.database_url:
         raise SystemExit("playbook worker: DATABASE_URL is not set (playbook dev starts a database for you)")
+    try:
+        bind = metrics_address()
+        # One runtime per process: it owns the metrics port (a port in use fails here, before any work).
+        runtime = metrics_runtime(bind) if bind else None
+    except ValueError as exc:
+        raise SystemExit(f"playbook worker: {exc}") from None
     await migrate(settings.database_url)
     store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
     try:
         count = await sync_catalog(store, settings.playbooks_dir)
-        client = await connect(settings)
+        client = await connect(settings, runtime=runtime)
+        if bind:
+            log.info("metrics on http://%s/metrics", bind)
         worker = build_worker(client, store, task_queue=settings.task_queue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -91,7 +112,8 @@ async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = N
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """`python worker.py`: a worker configured by the environment, logging as PLAYBOOK_LOG_FORMAT says."""
+    configure_logging(logging.INFO)
     asyncio.run(run_worker(Settings.from_env()))
 
 

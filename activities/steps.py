@@ -6,6 +6,7 @@ and the step's audit line together, idempotently keyed by (execution, step, iter
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -158,7 +159,9 @@ def _org(req: StepRequest) -> Any:
 class StepActivities:
     """The step activities of one worker, bound to its store."""
 
-    def __init__(self, store: Store, *, after_write: Callable[[StepRequest], None] | None = None) -> None:
+    def __init__(
+        self, store: Store, *, after_write: Callable[[StepRequest], Awaitable[None] | None] | None = None
+    ) -> None:
         self.store = store
         self.after_write = after_write
         """Test hook: called after a step's write committed (to simulate a crash before the result)."""
@@ -170,8 +173,8 @@ class StepActivities:
         async def run(req: StepRequest) -> dict[str, Any]:
             async with user_facing():
                 output = await handler(self.store, req)
-            if self.after_write is not None:
-                self.after_write(req)
+            if self.after_write is not None and inspect.isawaitable(hooked := self.after_write(req)):
+                await hooked
             masked: dict[str, Any] = mask(output, req.secrets)
             return masked
 

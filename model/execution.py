@@ -30,6 +30,9 @@ class ExecutionInput(Wire):
     organization_id: str = Field(description="The organization's code (org_123) or uuid.")
     initial_data: dict[str, Any] = Field(default_factory=dict, description="Values of the playbook's inputs.")
     requested_by: str | None = Field(default=None, description="Who or what started it.")
+    carried: dict[str, Any] | None = Field(
+        default=None, description="Internal: the state a previous run handed over (continue-as-new)."
+    )
     playbook: dict[str, Any] | None = Field(
         default=None, description="An inline definition instead of the catalog's."
     )
@@ -87,6 +90,10 @@ class Waiting(Wire):
     deadline: datetime | None
     approvals: list[Approval] = Field(default_factory=list)
     approvals_required: int = 1
+    escalations: int = 0
+    example: dict[str, Any] = Field(
+        default_factory=dict, description="The complete_step argument, filled with example values."
+    )
 
 
 class Progress(Wire):
@@ -135,6 +142,7 @@ class StepRequest(Wire):
     step_id: str
     step_type: str
     iteration: str = ""
+    playbook_id: str = Field(default="", description="The playbook the step belongs to (for metrics and logs).")
     smart_code: str | None = None
     with_: dict[str, Any] = Field(alias="with")
     secrets: list[str] = Field(default_factory=list, description="Values to mask in results and audit rows.")

@@ -8,6 +8,7 @@ sandbox has little to re-import per run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +30,36 @@ from .execution import (
 )
 from .masking import mask, secret_forms
 from .playbook import Playbook
+from .progress import completion_signal
+from .steps import Step
 from .variables import json_schema, validate_values
 
 
 class Rejected(Exception):
     """A completion that must not be applied; the message says why."""
+
+
+def definition_id(view_id: str) -> str:
+    """The playbook step behind a status entry: ``lines[3].reserve`` → ``reserve``."""
+    return view_id.rsplit(".", 1)[-1]
+
+
+def split_view_id(view_id: str) -> tuple[str, str]:
+    """(step id, iteration) of a status entry, as audit lines key it: ``lines[3].reserve`` → (reserve, lines[3])."""
+    iteration, _, step_id = view_id.rpartition(".")
+    return step_id, iteration
+
+
+class LoopState(Wire):
+    """A foreach's items and results, kept compact so 10,000 iterations fit in one carried-over state."""
+
+    items: list[Any]
+    outputs: list[Any] = Field(default_factory=list)
+    done: list[bool] = Field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return sum(self.done)
 
 
 class WaitState(Wire):
@@ -47,6 +73,7 @@ class WaitState(Wire):
     data: dict[str, Any] | None = None
     completed_by: str | None = None
     decided: bool = False
+    escalated_at: list[datetime] = Field(default_factory=list)
 
 
 class RunState(Wire):
@@ -68,6 +95,12 @@ class RunState(Wire):
     completion_order: list[str] = Field(default_factory=list)
     unrecorded: list[AuditLine] = Field(default_factory=list)
     """Audit lines of steps without an activity of their own, written with the next execution update."""
+    loops: dict[str, LoopState] = Field(default_factory=dict)
+    """Foreach progress by status id."""
+    choices: dict[str, int] = Field(default_factory=dict)
+    """The branch each switch took (-1: default), so a resumed run takes the same one."""
+    runs: int = 1
+    """Runs of this execution so far (continue-as-new hands over to the next)."""
 
     # ------------------------------------------------------------------ reading
     @property
@@ -79,8 +112,24 @@ class RunState(Wire):
         """A copy of value with every sensitive value replaced by ***."""
         return mask(value, self.secrets)
 
-    def context(self, execution_id: str) -> dict[str, Any]:
-        """What expressions see (SPEC §2.1)."""
+    def add_views(self, steps: Iterable[Step], prefix: str = "") -> None:
+        """Status entries for steps about to be scheduled (foreach bodies get theirs per iteration)."""
+        for step in steps:
+            self.steps.setdefault(prefix + step.id, StepView(id=prefix + step.id, name=step.title, type=step.type))
+            if step.type != "foreach":
+                for body in step.children():
+                    self.add_views(body, prefix)
+
+    def context(self, execution_id: str, *, prefix: str = "", local: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What expressions see (SPEC §2.1); inside an iteration, ``steps.<id>`` is that iteration's own step."""
+        context = self._context(execution_id)
+        if prefix:
+            steps = dict(context["steps"])
+            steps.update({key[len(prefix) :]: value for key, value in steps.items() if key.startswith(prefix)})
+            context["steps"] = steps
+        return {**context, **(local or {})}
+
+    def _context(self, execution_id: str) -> dict[str, Any]:
         return {
             "inputs": self.inputs,
             "vars": self.vars,
@@ -129,7 +178,7 @@ class RunState(Wire):
         return masked
 
     def _waiting_view(self, waiting: WaitState, execution_id: str) -> Waiting:
-        step = self.playbook.step(waiting.step_id)
+        step = self.playbook.step(definition_id(waiting.step_id))
         spec = step.with_
         instructions = spec.instructions  # type: ignore[union-attr]
         if instructions:
@@ -147,6 +196,8 @@ class RunState(Wire):
             deadline=waiting.deadline,
             approvals=waiting.approvals,
             approvals_required=getattr(spec, "approvals_required", 1),
+            escalations=waiting.escalations,
+            example=completion_signal(waiting.step_id, waiting.role, spec.form),  # type: ignore[union-attr]
         )
 
     # ------------------------------------------------------------------ changing
@@ -159,9 +210,12 @@ class RunState(Wire):
         if reason and status in ("failed", "skipped", "cancelled"):
             view.error = self.masked(reason)
         if record:
+            definition, iteration = split_view_id(step_id)
             self.unrecorded.append(
                 AuditLine(
-                    step_id=step_id, step_type=view.type, status=status, data=view.data, output=view.output,
+                    step_id=definition,
+                    iteration=iteration, step_type=view.type, status=status, data=view.data,
+                    output=view.output if isinstance(view.output, dict | None) else {"value": view.output},
                     error=view.error, completed_by=view.completed_by, attempts=view.attempts,
                     started_at=view.started_at, finished_at=view.finished_at,
                 )
@@ -183,7 +237,7 @@ class RunState(Wire):
         if waiting.role and completion.role != waiting.role:
             given = f"role {completion.role!r}" if completion.role else "no role"
             raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
-        step = self.playbook.step(completion.step_id)
+        step = self.playbook.step(definition_id(completion.step_id))
         checked = validate_values(step.with_.form, completion.data)  # type: ignore[union-attr]
         if checked.errors:
             raise Rejected("invalid data: " + "; ".join(str(e) for e in checked.errors))
@@ -198,7 +252,7 @@ class RunState(Wire):
     def apply_completion(self, completion: StepCompletion, data: dict[str, Any], *, now: datetime) -> None:
         """Record a checked completion; the step is decided when its approvals are in (or one rejects)."""
         waiting = self.waiting[completion.step_id]
-        step = self.playbook.step(completion.step_id)
+        step = self.playbook.step(definition_id(completion.step_id))
         sensitive = {n for n, spec in step.with_.form.items() if spec.sensitive}  # type: ignore[union-attr]
         self.secrets = sorted(set(self.secrets).union(*(secret_forms(data.get(n)) for n in sensitive)))
         waiting.data, waiting.completed_by = data, completion.completed_by

@@ -55,14 +55,6 @@ def _run_async(fn: Callable[..., Any]) -> Callable[[argparse.Namespace, Settings
     return command
 
 
-def _example(schema: dict[str, Any]) -> Any:
-    """A placeholder value for a form field, valid in type, for the hint people copy."""
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type") or next((s.get("type") for s in schema.get("anyOf", []) if s.get("type") != "null"), None)
-    return {"number": 0, "integer": 0, "boolean": True, "array": []}.get(kind or "", "...")
-
-
 def render_status(status: StatusView) -> str:
     """A readable view of an execution: steps, status, who completed them, what is waiting."""
     lines = [
@@ -80,7 +72,7 @@ def render_status(status: StatusView) -> str:
     for waiting in status.waiting_for:
         role = f" (role {waiting.assignee_role})" if waiting.assignee_role else ""
         lines.append(f"waiting for {waiting.step_id}{role}: {waiting.instructions or waiting.name}")
-        example = {name: _example(spec) for name, spec in waiting.form.get("properties", {}).items()}
+        example = waiting.example.get("data", {})
         role_flag = f" --role {waiting.assignee_role}" if waiting.assignee_role else ""
         lines.append(
             f"  complete it: playbook complete {status.execution_id} {waiting.step_id} "
@@ -150,17 +142,20 @@ def _control(name: str) -> Callable[[argparse.Namespace, Settings], Any]:
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.observability import configure_logging
     from worker import run_worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.INFO)
     await run_worker(settings)
     return 0
 
 
 async def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    from activities.observability import configure_logging
+
     from .dev import run_dev
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(logging.WARNING)
     logging.getLogger("playbook").setLevel(logging.INFO)
     await run_dev(settings, state_dir=Path(args.state_dir), ui_port=args.ui_port, port=args.port)
     return 0

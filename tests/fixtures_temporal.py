@@ -67,9 +67,11 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @asynccontextmanager
-async def running_worker(client: Client, store: Any, **options: Any) -> AsyncIterator[PlaybookClient]:
-    """A worker on a fresh task queue, and a client bound to it."""
-    task_queue = f"tq-{uuid.uuid4()}"
+async def running_worker(
+    client: Client, store: Any, *, task_queue: str | None = None, **options: Any
+) -> AsyncIterator[PlaybookClient]:
+    """A worker on a task queue (a fresh one unless given), and a client bound to it."""
+    task_queue = task_queue or f"tq-{uuid.uuid4()}"
     worker: Worker = build_worker(client, store, task_queue=task_queue, **options)
     async with worker:
         yield PlaybookClient(client, task_queue=task_queue)

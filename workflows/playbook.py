@@ -5,44 +5,33 @@ interpreter works on the typed `Playbook`, keeps every bit of run state in one s
 `RunState`, schedules steps as a DAG and dispatches each step to a small handler registered by
 type name. Automated types without a handler run as the activity of the same name, so a new
 step type is an activity plus a `with:` model — never an interpreter change.
+
+A step already done in the state is never run again: that one rule makes a run resumable, so a
+long execution hands its state over to a fresh run (continue-as-new) whenever its history grows.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 from model import expressions
 from model import search_attributes as sa
 from model.durations import format_duration
-from model.execution import (
-    DONE,
-    ExecutionInput,
-    ExecutionUpdate,
-    Prepared,
-    PrepareRequest,
-    StepRequest,
-    StepView,
-)
+from model.execution import DONE, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest, StepRequest
 from model.masking import secret_forms
 from model.playbook import Playbook
-from model.run import Rejected, RunState, WaitState
-from model.steps import (
-    HTTP_ALIASES,
-    PEOPLE_TYPES,
-    ApprovalWith,
-    HumanWith,
-    OnError,
-    OnReject,
-    OnTimeout,
-    Step,
-)
+from model.progress import markdown
+from model.run import LoopState, Rejected, RunState, WaitState
+from model.steps import HTTP_ALIASES, ApprovalWith, HumanWith, OnError, OnReject, OnTimeout, Step
 from model.validator import default_dependencies
 from model.variables import validate_values
 
@@ -50,6 +39,12 @@ ENGINE_TIMEOUT = timedelta(seconds=30)
 STEP_TIMEOUT = timedelta(minutes=5)
 ENGINE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 """Engine bookkeeping retries until the database is back: nothing is lost in an outage."""
+HANDOVER_EVENTS = 8_000
+"""Hand over at the latest here, even if the server has not suggested it yet (it warns at 10,240)."""
+FLUSH_LINES = 200
+"""Queued audit lines written as soon as this many wait, so the state stays small."""
+KEEP_ITERATION_VIEWS = 100
+"""A foreach with more items keeps status entries only for iterations in flight."""
 
 
 class ExecutionFailed(Exception):
@@ -65,7 +60,22 @@ class StepFailed(ExecutionFailed):
         self.reason = reason
 
 
-Handler = Callable[["PlaybookWorkflow", Step], Awaitable[Any]]
+@dataclass(frozen=True)
+class Scope:
+    """Where a step list runs: top level, or one foreach iteration (its own ids, loop variables, audit key)."""
+
+    prefix: str = ""
+    local: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def iteration(self) -> str:
+        return self.prefix.removesuffix(".")
+
+    def id(self, step: Step) -> str:
+        return self.prefix + step.id
+
+
+Handler = Callable[["PlaybookWorkflow", Step, Scope], Awaitable[Any]]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -88,43 +98,29 @@ def activity_name(step_type: str) -> str:
 class PlaybookWorkflow:
     def __init__(self) -> None:
         self.state: RunState | None = None
+        self._busy = 0  # activities and child workflows in flight: a hand-over waits for none
+        self._handing_over = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
-        self.state = state = RunState(input=input, started_at=workflow.now(), status="running")
+        if input.carried is not None:
+            self.state = state = RunState.model_validate(input.carried)
+            state.runs += 1
+        else:
+            self.state = state = RunState(input=input, started_at=workflow.now(), status="running")
         try:
-            prepared = await workflow.execute_activity(
-                "prepare_execution",
-                PrepareRequest(
-                    execution_id=workflow.info().workflow_id,
-                    organization=input.organization_id,
-                    playbook_id=input.playbook_id,
-                    inline=input.playbook,
-                    requested_by=input.requested_by,
-                ),
-                result_type=Prepared,
-                start_to_close_timeout=ENGINE_TIMEOUT,
-                retry_policy=ENGINE_RETRY,
-                summary="resolve the playbook and register the execution",
-            )
-            state.prepared = prepared
-            playbook = prepared.playbook
-            state.steps = {s.id: StepView(id=s.id, name=s.title, type=s.type) for _, s in playbook.walk()}
-            self._upsert_search_attributes()
-            checked = validate_values(playbook.inputs, input.initial_data)
-            sensitive = playbook.sensitive_inputs()
-            state.secrets = sorted(set().union(*(secret_forms(input.initial_data.get(n)) for n in sensitive)))
-            if checked.errors:
-                raise ExecutionFailed("invalid inputs: " + "; ".join(str(e) for e in checked.errors))
-            state.inputs = checked.values
-            await self._run_list(playbook.steps)
-            self._finish(playbook)
+            if state.prepared is None:
+                await self._prepare(input)
+            else:
+                self._changed()
+            await self._run_steps()
+            self._finish(self._playbook)
             state.status = "completed"
         except ExecutionFailed as failure:
             await self._end("failed", str(failure))
             raise ApplicationError(self._masked(str(failure)), type="PlaybookFailed", non_retryable=True) from None
-        except (asyncio.CancelledError, ActivityError) as exc:
+        except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as exc:
             if not (isinstance(exc, asyncio.CancelledError) or is_cancelled_exception(exc)):
                 raise
             await self._end("cancelled", state.error or "cancelled")
@@ -132,9 +128,51 @@ class PlaybookWorkflow:
         await self._end("completed", None)
         return self._masked({"status": "completed", "outputs": state.outputs, "steps": self._step_views()})
 
+    async def _run_steps(self) -> None:
+        """The playbook's steps, until done — or until the history is long enough to hand over."""
+        main = asyncio.create_task(self._run_list(self._playbook.steps, Scope()))
+        handover = asyncio.create_task(workflow.wait_condition(self._handover_ready))
+        try:
+            await workflow.wait([main, handover], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # Temporal's cancellation reaches this coroutine: stop the steps too
+            main.cancel()
+            await workflow.wait([main])
+            raise
+        finally:
+            handover.cancel()
+        if not main.done():
+            await self._hand_over(main)
+        main.result()
+
+    async def _prepare(self, input: ExecutionInput) -> None:
+        state = self._state
+        state.prepared = await workflow.execute_activity(
+            "prepare_execution",
+            PrepareRequest(
+                execution_id=workflow.info().workflow_id,
+                organization=input.organization_id,
+                playbook_id=input.playbook_id,
+                inline=input.playbook,
+                requested_by=input.requested_by,
+            ),
+            result_type=Prepared,
+            start_to_close_timeout=ENGINE_TIMEOUT,
+            retry_policy=ENGINE_RETRY,
+            summary="resolve the playbook and register the execution",
+        )
+        playbook = state.prepared.playbook
+        state.add_views(playbook.steps)
+        self._changed()
+        checked = validate_values(playbook.inputs, input.initial_data)
+        sensitive = playbook.sensitive_inputs()
+        state.secrets = sorted(set().union(*(secret_forms(input.initial_data.get(n)) for n in sensitive)))
+        if checked.errors:
+            raise ExecutionFailed("invalid inputs: " + "; ".join(str(e) for e in checked.errors))
+        state.inputs = checked.values
+
     def _finish(self, playbook: Playbook) -> None:
         state = self._state
-        context = self._context()
+        context = self._context(Scope())
         try:
             state.outputs = {k: expressions.render(v, context) for k, v in playbook.outputs.items()}
             for criterion in playbook.success_criteria:
@@ -150,23 +188,21 @@ class PlaybookWorkflow:
         state.error = self._masked(error) if error else None
         if status != "completed":
             await self._compensate()
-        self._upsert_search_attributes()
+        self._changed()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if state.prepared is None:
-            return
-        await self._update_execution()
+        if state.prepared is not None:
+            await self._update_execution()
 
     async def _update_execution(self) -> None:
         state = self._state
-        assert state.prepared is not None
         lines, state.unrecorded = state.unrecorded, []
         await workflow.execute_activity(
             "update_execution",
             ExecutionUpdate(
-                organization_uuid=state.prepared.organization_uuid,
+                organization_uuid=self._prepared.organization_uuid,
                 execution_id=workflow.info().workflow_id,
-                playbook_id=state.prepared.playbook.id,
-                smart_code=state.prepared.playbook.smart_code,
+                playbook_id=self._playbook.id,
+                smart_code=self._playbook.smart_code,
                 status=state.status,
                 error=state.error,
                 outputs=self._masked(state.outputs) if state.status == "completed" else None,
@@ -178,30 +214,60 @@ class PlaybookWorkflow:
         )
 
     async def _compensate(self) -> None:
-        """Saga: compensation bodies of completed steps, in reverse completion order."""
-        playbook = self._playbook
-        for step_id in reversed(self._state.completion_order):
-            step = playbook.step(step_id)
-            if step.compensate:
-                try:
-                    await self._run_list(step.compensate)
-                except StepFailed as failure:
-                    self._state.error = f"{self._state.error}; compensation failed: {failure}"
+        """Saga: compensation bodies of completed steps, in reverse completion order, each failure reported."""
+        state = self._state
+        failures: list[str] = []
+        while state.completion_order:
+            view_id = state.completion_order.pop()
+            step = self._playbook.step(view_id.rsplit(".", 1)[-1])
+            if not step.compensate:
+                continue
+            scope = Scope(prefix=view_id[: -len(step.id)])
+            state.add_views(step.compensate, scope.prefix)
+            try:
+                await self._run_list(step.compensate, scope)
+            except ExecutionFailed as failure:
+                failures.append(f"compensation of {view_id} failed: {failure}")
+        if failures:
+            state.error = "; ".join([state.error or "", *failures]).lstrip("; ")
+
+    # ------------------------------------------------------------------ continue-as-new
+    def _handover_due(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= HANDOVER_EVENTS
+
+    def _handover_ready(self) -> bool:
+        """Due, no activity or child in flight, no update being handled: the state says everything."""
+        return self._handover_due() and self._busy == 0 and workflow.all_handlers_finished()
+
+    async def _hand_over(self, main: asyncio.Task[Any]) -> None:
+        """Stop the step tree where it stands (people keep waiting, timers keep their deadlines), carry on fresh."""
+        self._handing_over = True
+        main.cancel()
+        await workflow.wait([main])
+        state = self._state
+        if state.unrecorded:
+            await self._update_execution()
+        state.started_at = state.started_at or workflow.now()
+        workflow.continue_as_new(state.input.model_copy(update={"carried": state.model_dump(mode="json")}))
+
+    async def _may_start(self) -> None:
+        """No new step starts while paused or while a hand-over is due (it waits for in-flight work to drain)."""
+        await workflow.wait_condition(lambda: not self._state.paused and not self._handover_due())
 
     # ------------------------------------------------------------------ scheduling
-    async def _run_list(self, steps: list[Step], *, parallel: bool = False) -> dict[str, Any]:
+    async def _run_list(self, steps: list[Step], scope: Scope, *, parallel: bool = False) -> dict[str, Any]:
         """Run a list of steps as a DAG: every step whose dependencies are met starts at once."""
         deps = default_dependencies(steps, parallel=parallel)
         pending = {s.id: s for s in steps}
         running: dict[str, asyncio.Task[None]] = {}
         try:
             while pending or running:
-                for step_id in [sid for sid in pending if all(self._met(d) for d in deps[sid])]:
-                    running[step_id] = asyncio.create_task(self._run_step(pending.pop(step_id)))
-                blocked = [sid for sid in pending if any(self._dead(d) for d in deps[sid])]
-                for step_id in blocked:
+                for step_id in [sid for sid in pending if all(self._met(scope.prefix + d) for d in deps[sid])]:
+                    running[step_id] = asyncio.create_task(self._run_step(pending.pop(step_id), scope))
+                for step_id in [sid for sid in pending if any(self._dead(scope.prefix + d) for d in deps[sid])]:
                     pending.pop(step_id)
-                    self._set_status(step_id, "skipped", reason="a dependency did not complete")
+                    self._set_status(scope.prefix + step_id, "skipped", reason="a dependency did not complete")
                 if not running:
                     continue
                 done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
@@ -209,67 +275,87 @@ class PlaybookWorkflow:
                     if task in done:
                         del running[step_id]
                         task.result()
+        except GeneratorExit:
+            raise  # the worker evicts this run from its cache: no workflow calls now
         except BaseException:
             for task in running.values():
                 task.cancel()
             if running:
                 await workflow.wait(list(running.values()))
-            for step_id in pending:
-                self._set_status(step_id, "cancelled")
+            if not self._handing_over:
+                for step_id in pending:
+                    self._set_status(scope.prefix + step_id, "cancelled")
             raise
-        return {s.id: self._state.steps[s.id].output for s in steps}
+        return {s.id: self._state.steps[scope.id(s)].output for s in steps}
 
-    def _met(self, step_id: str) -> bool:
-        view = self._state.steps[step_id]
-        return view.status in ("completed", "skipped") or (view.status == "failed" and self._continues(step_id))
+    def _met(self, view_id: str) -> bool:
+        view = self._state.steps[view_id]
+        return view.status in ("completed", "skipped") or (view.status == "failed" and self._continues(view_id))
 
-    def _dead(self, step_id: str) -> bool:
-        return self._state.steps[step_id].status == "cancelled"
+    def _dead(self, view_id: str) -> bool:
+        return self._state.steps[view_id].status == "cancelled"
 
-    def _continues(self, step_id: str) -> bool:
-        return self._playbook.step(step_id).on_error == OnError.continue_
+    def _continues(self, view_id: str) -> bool:
+        return self._playbook.step(view_id.rsplit(".", 1)[-1]).on_error == OnError.continue_
 
-    async def _run_step(self, step: Step) -> None:
+    async def _run_step(self, step: Step, scope: Scope) -> None:
         state = self._state
-        view = state.steps[step.id]
-        await workflow.wait_condition(lambda: not state.paused)
+        view = state.steps[scope.id(step)]
+        if view.status in DONE:
+            return  # done in an earlier run: a resumed run never repeats a step
+        if view.status == "pending":
+            await self._may_start()
         try:
-            if step.when is not None and not expressions.condition(step.when, self._context()):
-                self._set_status(step.id, "skipped")
-                return
-            view.status, view.started_at = "running", workflow.now()
-            view.output = await HANDLERS.get(step.type, PlaybookWorkflow._activity_step)(self, step)
+            if view.status == "pending":
+                if step.when is not None and not expressions.condition(step.when, self._context(scope)):
+                    self._set_status(view.id, "skipped")
+                    return
+                view.status, view.started_at = "running", workflow.now()
+                self._changed()
+            view.output = await HANDLERS.get(step.type, PlaybookWorkflow._activity_step)(self, step, scope)
             if view.status not in DONE:
-                self._set_status(step.id, "completed")
+                self._set_status(view.id, "completed")
             if view.status == "completed":
-                state.completion_order.append(step.id)
+                state.completion_order.append(view.id)
         except expressions.ExpressionError as exc:
-            self._fail(step, exc.message)
+            self._fail(step, view.id, exc.message)
         except StepFailed as failure:
-            self._fail(step, failure.reason)
-        except ActivityError as exc:
+            self._fail(step, view.id, failure.reason)
+        except (ActivityError, ChildWorkflowError) as exc:
             if is_cancelled_exception(exc):
-                self._set_status(step.id, "cancelled")
+                self._set_status(view.id, "cancelled")
                 raise
-            self._fail(step, _cause(exc))
+            self._fail(step, view.id, _cause(exc))
         except asyncio.CancelledError:
-            self._set_status(step.id, "cancelled")
+            if not self._handing_over:
+                self._set_status(view.id, "cancelled")
             raise
+        if len(state.unrecorded) >= FLUSH_LINES:
+            await self._update_execution()
 
-    def _fail(self, step: Step, reason: str) -> None:
+    def _fail(self, step: Step, view_id: str, reason: str) -> None:
         """Mark a step failed; it fails the execution unless the step says on_error: continue."""
-        self._set_status(step.id, "failed", reason=reason)
+        self._set_status(view_id, "failed", reason=reason)
         if step.on_error != OnError.continue_:
-            raise StepFailed(step.id, reason)
+            raise StepFailed(view_id, reason)
 
-    def _set_status(self, step_id: str, status: str, *, reason: str | None = None, record: bool = True) -> None:
-        self._state.set_status(step_id, status, now=workflow.now(), reason=reason, record=record)
+    def _set_status(self, view_id: str, status: str, *, reason: str | None = None, record: bool = True) -> None:
+        self._state.set_status(view_id, status, now=workflow.now(), reason=reason, record=record)
+        self._changed()
+
+    async def _busy_with(self, work: Awaitable[Any]) -> Any:
+        """Await an activity or child workflow, counted so a hand-over waits for it."""
+        self._busy += 1
+        try:
+            return await work
+        finally:
+            self._busy -= 1
 
     # ------------------------------------------------------------------ automated steps
-    async def _activity_step(self, step: Step) -> Any:
+    async def _activity_step(self, step: Step, scope: Scope) -> Any:
         state = self._state
-        assert state.prepared is not None
-        rendered = self._render_with(step)
+        view = state.steps[scope.id(step)]
+        rendered = self._render_with(step, scope)
         retry = step.retry
         policy = (
             RetryPolicy(
@@ -281,30 +367,33 @@ class PlaybookWorkflow:
             if retry
             else RetryPolicy(maximum_interval=timedelta(seconds=30))
         )
-        view = state.steps[step.id]
         view.attempts = 1
-        output = await workflow.execute_activity(
-            activity_name(step.type),
-            StepRequest(
-                organization_uuid=state.prepared.organization_uuid,
-                execution_id=workflow.info().workflow_id,
-                step_id=step.id,
-                step_type=step.type,
-                smart_code=step.smart_code,
-                with_=rendered,
-                secrets=state.secrets,
-                started_at=view.started_at,
-            ),
-            start_to_close_timeout=step.timeout or STEP_TIMEOUT,
-            retry_policy=policy,
-            summary=f"step {step.id} ({step.type})",
+        output = await self._busy_with(
+            workflow.execute_activity(
+                activity_name(step.type),
+                StepRequest(
+                    organization_uuid=self._prepared.organization_uuid,
+                    execution_id=workflow.info().workflow_id,
+                    step_id=step.id,
+                    step_type=step.type,
+                    iteration=scope.iteration,
+                    playbook_id=self._playbook.id,
+                    smart_code=step.smart_code,
+                    with_=rendered,
+                    secrets=state.secrets,
+                    started_at=view.started_at,
+                ),
+                start_to_close_timeout=step.timeout or STEP_TIMEOUT,
+                retry_policy=policy,
+                summary=f"step {view.id} ({step.type})",
+            )
         )
-        self._set_status(step.id, "completed", record=False)  # the activity wrote its own audit line
+        self._set_status(view.id, "completed", record=False)  # the activity wrote its own audit line
         return output
 
-    def _render_with(self, step: Step) -> dict[str, Any]:
+    def _render_with(self, step: Step, scope: Scope) -> dict[str, Any]:
         raw = step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
-        context = self._context()
+        context = self._context(scope)
         if step.type == "validation":
             rules = [
                 {"passed": expressions.condition(rule["assert"], context), "message": rule["message"]}
@@ -316,48 +405,163 @@ class PlaybookWorkflow:
 
     # ------------------------------------------------------------------ workflow-side steps
     @handles("set")
-    async def _set(self, step: Step) -> Any:
-        values = expressions.render(step.with_.vars, self._context())  # type: ignore[union-attr]
+    async def _set(self, step: Step, scope: Scope) -> Any:
+        values = expressions.render(step.with_.vars, self._context(scope))  # type: ignore[union-attr]
         self._state.vars.update(values)
         return values
 
     @handles("wait")
-    async def _wait(self, step: Step) -> Any:
+    async def _wait(self, step: Step, scope: Scope) -> Any:
         spec = step.with_
+        view = self._state.steps[scope.id(step)]
+        assert view.started_at is not None
         if spec.duration is not None:  # type: ignore[union-attr]
-            await workflow.sleep(spec.duration)  # type: ignore[union-attr]
-            return None
-        until = expressions.render(spec.until, self._context())  # type: ignore[union-attr]
-        try:
-            moment = datetime.fromisoformat(str(until))
-        except ValueError:
-            raise StepFailed(step.id, f"with.until: {until!r} is not an ISO 8601 time") from None
-        delay = (moment - workflow.now()).total_seconds()
-        if delay > 0:
-            await workflow.sleep(delay)
+            until = view.started_at + spec.duration  # type: ignore[union-attr]
+        else:
+            text = expressions.render(spec.until, self._context(scope))  # type: ignore[union-attr]
+            try:
+                until = datetime.fromisoformat(str(text))
+            except ValueError:
+                raise StepFailed(view.id, f"with.until: {text!r} is not an ISO 8601 time") from None
+        remaining = (until - workflow.now()).total_seconds()  # from the start: a resumed run keeps the deadline
+        if remaining > 0:
+            await workflow.sleep(remaining, summary=f"step {view.id}: wait until {until.isoformat()}")
         return None
 
     @handles("parallel", "sequential")
-    async def _group(self, step: Step) -> Any:
-        return await self._run_list(step.with_.steps, parallel=step.type == "parallel")  # type: ignore[union-attr]
+    async def _group(self, step: Step, scope: Scope) -> Any:
+        return await self._run_list(step.with_.steps, scope, parallel=step.type == "parallel")  # type: ignore[union-attr]
+
+    @handles("switch")
+    async def _switch(self, step: Step, scope: Scope) -> Any:
+        """The first case whose condition holds, else the default; the branches not taken end skipped."""
+        spec = step.with_
+        view_id = scope.id(step)
+        choice = self._state.choices.get(view_id)
+        if choice is None:
+            context = self._context(scope)
+            choice = next((i for i, c in enumerate(spec.cases) if expressions.condition(c.when, context)), -1)  # type: ignore[union-attr]
+            self._state.choices[view_id] = choice
+        branches = [case.steps for case in spec.cases] + [spec.default]  # type: ignore[union-attr]
+        chosen = branches[choice]
+        for branch in branches:
+            if branch is not chosen:
+                self._skip_all(branch, scope, "branch not taken")
+        return await self._run_list(chosen, scope)
+
+    def _skip_all(self, steps: list[Step], scope: Scope, reason: str) -> None:
+        for step in steps:
+            if self._state.steps[scope.id(step)].status == "pending":
+                self._set_status(scope.id(step), "skipped", reason=reason)
+            if step.type != "foreach":
+                for body in step.children():
+                    self._skip_all(body, scope, reason)
+
+    @handles("foreach")
+    async def _foreach(self, step: Step, scope: Scope) -> Any:
+        """Sub-steps per item, `concurrency` at a time; results in item order."""
+        spec = step.with_
+        view_id = scope.id(step)
+        loop = self._state.loops.get(view_id)
+        if loop is None:
+            items = expressions.render(spec.items, self._context(scope))  # type: ignore[union-attr]
+            if not isinstance(items, list):
+                raise StepFailed(view_id, f"with.items: gives a {type(items).__name__}, not a list")
+            loop = LoopState(items=items, outputs=[None] * len(items), done=[False] * len(items))
+            self._state.loops[view_id] = loop
+        todo = [i for i, done in enumerate(loop.done) if not done]
+        running: dict[int, asyncio.Task[None]] = {}
+        try:
+            while todo or running:
+                while todo and len(running) < spec.concurrency:  # type: ignore[union-attr]
+                    index = todo.pop(0)
+                    running[index] = asyncio.create_task(self._iteration(step, scope, loop, index))
+                done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+                for index, task in list(running.items()):
+                    if task in done:
+                        del running[index]
+                        task.result()
+        except GeneratorExit:
+            raise  # the worker evicts this run from its cache: no workflow calls now
+        except BaseException:
+            for task in running.values():
+                task.cancel()
+            if running:
+                await workflow.wait(list(running.values()))
+            raise
+        return loop.outputs
+
+    async def _iteration(self, step: Step, scope: Scope, loop: LoopState, index: int) -> None:
+        spec = step.with_
+        prefix = f"{scope.id(step)}[{index}]."
+        context = {
+            spec.as_: loop.items[index],  # type: ignore[union-attr]
+            "loop": {"index": index + 1, "index0": index, "first": index == 0, "last": index == len(loop.items) - 1,
+                     "length": len(loop.items)},
+        }  # fmt: skip
+        inner = Scope(prefix=prefix, local={**scope.local, **context})
+        body: list[Step] = spec.steps  # type: ignore[union-attr]
+        self._state.add_views(body, prefix)
+        await self._may_start()
+        outputs = await self._run_list(body, inner)
+        loop.outputs[index] = outputs
+        loop.done[index] = True
+        if len(loop.items) > KEEP_ITERATION_VIEWS:  # keep the state small: the outputs and audit lines stay
+            for key in [k for k in self._state.steps if k.startswith(prefix)]:
+                del self._state.steps[key]
+            self._state.completion_order = [k for k in self._state.completion_order if not k.startswith(prefix)]
+
+    @handles("playbook")
+    async def _child(self, step: Step, scope: Scope) -> Any:
+        """Another playbook as a child workflow in the same organization; cancelling this one cancels it."""
+        spec = step.with_
+        view = self._state.steps[scope.id(step)]
+        info = workflow.info()
+        view.child_workflow_id = f"{info.workflow_id}/{view.id}"
+        inputs = expressions.render(spec.inputs, self._context(scope))  # type: ignore[union-attr]
+        try:
+            result = await self._busy_with(
+                workflow.execute_child_workflow(
+                    PlaybookWorkflow.run,
+                    ExecutionInput(
+                        playbook_id=spec.playbook_id,  # type: ignore[union-attr]
+                        organization_id=self._state.input.organization_id,
+                        initial_data=inputs,
+                        requested_by=info.workflow_id,
+                    ),
+                    id=view.child_workflow_id,
+                    task_queue=info.task_queue,
+                    cancellation_type=ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    parent_close_policy=ParentClosePolicy.REQUEST_CANCEL,
+                    static_summary=f"{spec.playbook_id} for {self._state.input.organization_id}, from {view.id}",  # type: ignore[union-attr]
+                )
+            )
+        except ChildWorkflowError as exc:
+            if is_cancelled_exception(exc):
+                raise
+            raise StepFailed(view.id, f"child {view.child_workflow_id}: {_cause(exc)}") from None
+        return result["outputs"]
 
     @handles("human", "approval")
-    async def _people(self, step: Step) -> Any:
+    async def _people(self, step: Step, scope: Scope) -> Any:
         state = self._state
         spec: HumanWith | ApprovalWith = step.with_  # type: ignore[assignment]
-        view = state.steps[step.id]
-        waiting = WaitState(step_id=step.id, role=spec.assignee_role)
-        state.waiting[step.id] = waiting
+        view = state.steps[scope.id(step)]
+        waiting = state.waiting.setdefault(view.id, WaitState(step_id=view.id, role=spec.assignee_role))
         view.status = "waiting"
         try:
-            decided = await self._await_people(step, spec, waiting)
-        except (asyncio.CancelledError, ExecutionFailed):
-            self._stop_waiting(step.id)
+            decided = await self._await_people(view.id, step, spec, waiting)
+        except asyncio.CancelledError:
+            if not self._handing_over:
+                self._stop_waiting(view.id)
             raise
-        self._stop_waiting(step.id)
+        except ExecutionFailed:
+            self._stop_waiting(view.id)
+            raise
+        self._stop_waiting(view.id)
         if not decided:  # the deadline skipped it
-            view.data = expressions.render(spec.default or {}, self._context())
-            self._set_status(step.id, "skipped", reason="deadline passed")
+            view.data = expressions.render(spec.default or {}, self._context(scope))
+            self._set_status(view.id, "skipped", reason="deadline passed")
             return {"data": view.data, "completed_by": None}
         view.data, view.completed_by = waiting.data, waiting.completed_by
         output: dict[str, Any] = {"data": waiting.data, "completed_by": waiting.completed_by}
@@ -366,34 +570,40 @@ class PlaybookWorkflow:
             output = {"approved": approved, "approvals": [a.model_dump(mode="json") for a in waiting.approvals]}
             if not approved and spec.on_reject == OnReject.fail:
                 view.output = output
-                raise StepFailed(step.id, f"rejected by {waiting.completed_by or 'an approver'}")
+                raise StepFailed(view.id, f"rejected by {waiting.completed_by or 'an approver'}")
         view.output = output
-        self._set_status(step.id, "completed")
+        self._set_status(view.id, "completed")
         await self._update_execution()  # who decided what is on record at once, not only at the end
         return output
 
-    async def _await_people(self, step: Step, spec: HumanWith | ApprovalWith, waiting: WaitState) -> bool:
+    async def _await_people(self, view_id: str, step: Step, spec: HumanWith | ApprovalWith, waiting: WaitState) -> bool:
         """Wait for a decision through each deadline; False when a deadline skips the step."""
         roles = spec.escalation_roles
         while True:
-            waiting.deadline = workflow.now() + step.timeout if step.timeout else None
-            self._upsert_search_attributes()
+            if step.timeout and waiting.deadline is None:
+                waiting.deadline = workflow.now() + step.timeout
+            self._changed()
+            remaining = (waiting.deadline - workflow.now()).total_seconds() if waiting.deadline else None
             try:
-                await workflow.wait_condition(lambda: waiting.decided, timeout=step.timeout)
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError
+                await workflow.wait_condition(lambda: waiting.decided, timeout=remaining)
                 return True
             except TimeoutError:
                 if spec.on_timeout == OnTimeout.escalate and waiting.escalations < len(roles):
                     waiting.role = roles[waiting.escalations]
                     waiting.escalations += 1
+                    waiting.escalated_at.append(workflow.now())
+                    waiting.deadline = None  # the next role gets a fresh deadline
                     continue
                 if spec.on_timeout == OnTimeout.skip:
                     return False
                 limit = format_duration(step.timeout) if step.timeout else "the deadline"
-                raise StepFailed(step.id, f"deadline passed ({limit} without completion)") from None
+                raise StepFailed(view_id, f"deadline passed ({limit} without completion)") from None
 
-    def _stop_waiting(self, step_id: str) -> None:
-        self._state.waiting.pop(step_id, None)
-        self._upsert_search_attributes()
+    def _stop_waiting(self, view_id: str) -> None:
+        self._state.waiting.pop(view_id, None)
+        self._changed()
 
     # ------------------------------------------------------------------ people's messages
     @workflow.signal(name="complete_step")
@@ -435,7 +645,7 @@ class PlaybookWorkflow:
             return
         state.paused = paused
         state.status = "paused" if paused else "running"
-        self._upsert_search_attributes()
+        self._changed()
         if state.prepared is not None:
             await self._update_execution()
 
@@ -476,11 +686,16 @@ class PlaybookWorkflow:
         return self.state
 
     @property
+    def _prepared(self) -> Prepared:
+        assert self._state.prepared is not None
+        return self._state.prepared
+
+    @property
     def _playbook(self) -> Playbook:
         return self._state.playbook
 
-    def _context(self) -> dict[str, Any]:
-        return self._state.context(workflow.info().workflow_id)
+    def _context(self, scope: Scope) -> dict[str, Any]:
+        return self._state.context(workflow.info().workflow_id, prefix=scope.prefix, local=scope.local)
 
     def _step_views(self) -> list[dict[str, Any]]:
         return [v.model_dump(mode="json") for v in self._state.steps.values()]
@@ -488,8 +703,8 @@ class PlaybookWorkflow:
     def _masked(self, value: Any) -> Any:
         return self._state.masked(value)
 
-    def _upsert_search_attributes(self) -> None:
-        """Upsert only the attributes whose value changed (each upsert is a history event)."""
+    def _changed(self) -> None:
+        """Keep what operators see current: search attributes (only those that changed) and the details view."""
         state = self._state
         wanted: list[Any] = [
             (sa.PLAYBOOK_ID, state.input.playbook_id),
@@ -505,14 +720,13 @@ class PlaybookWorkflow:
         ]
         if updates:
             workflow.upsert_search_attributes(updates)
+        if state.prepared:
+            workflow.set_current_details(markdown(state, workflow.info().workflow_id))
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost ApplicationError's message: what the activity said went wrong."""
+    """The innermost ApplicationError's message: what the activity (or child) said went wrong."""
     found: BaseException | None = exc
     while found is not None and not isinstance(found, ApplicationError):
         found = found.__cause__
     return found.message if isinstance(found, ApplicationError) else str(exc)
-
-
-__all__ = ["HANDLERS", "PEOPLE_TYPES", "PlaybookWorkflow", "RunState", "handles"]
