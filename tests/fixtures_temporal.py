@@ -28,20 +28,26 @@ def _binary(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
+async def _dev_server(*extra: str) -> WorkflowEnvironment:
+    pragmas = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    return await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         search_attributes=list(sa.ALL),
         dev_server_existing_path=_binary("temporal"),
-        dev_server_extra_args=[
-            "--sqlite-pragma",
-            "journal_mode=wal",
-            "--sqlite-pragma",
-            "synchronous=normal",
-        ],
+        dev_server_extra_args=[*pragmas, *extra],
     )
-    async with env:
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    async with await _dev_server() as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def temporal_short_history() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server that suggests continue-as-new after 200 events, so hand-overs happen in small tests."""
+    async with await _dev_server("--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=200") as env:
         yield env
 
 

@@ -96,19 +96,21 @@ def activity_name(step_type: str) -> str:
 
 @workflow.defn(name="PlaybookWorkflow")
 class PlaybookWorkflow:
-    def __init__(self) -> None:
-        self.state: RunState | None = None
+    @workflow.init
+    def __init__(self, input: ExecutionInput) -> None:
+        # built before any signal or update is handled: a message that arrives with a new run finds the state
+        if input.carried is not None:
+            self.state = RunState.model_validate(input.carried)
+            self.state.runs += 1
+        else:
+            self.state = RunState(input=input, started_at=workflow.now(), status="running")
         self._busy = 0  # activities and child workflows in flight: a hand-over waits for none
         self._handing_over = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
-        if input.carried is not None:
-            self.state = state = RunState.model_validate(input.carried)
-            state.runs += 1
-        else:
-            self.state = state = RunState(input=input, started_at=workflow.now(), status="running")
+        state = self._state
         try:
             if state.prepared is None:
                 await self._prepare(input)
