@@ -11,6 +11,7 @@ import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -70,6 +71,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to internal attribute {attribute!r} is not allowed")
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # data first: `inputs.items` is the input named items, not the dict method
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         # the sandbox hands str.format out wrapped; the string it formats is on the wrapped method
         owner = getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None)
@@ -95,6 +102,45 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return operator.mul(left, right)
 
 
+def _moment(value: Any) -> date | datetime:
+    """A date or a time from a value or an ISO 8601 string (``2026-03-01``, ``2026-03-01T09:30:00Z``)."""
+    if isinstance(value, date):
+        return value
+    text = str(value)
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date or time") from None
+
+
+def _aligned(start: Any, end: Any) -> tuple[datetime, datetime]:
+    a, b = _moment(start), _moment(end)
+    as_time = [m if isinstance(m, datetime) else datetime.combine(m, time(), tzinfo=UTC) for m in (a, b)]
+    return tuple(m if m.tzinfo else m.replace(tzinfo=UTC) for m in as_time)  # type: ignore[return-value]
+
+
+def days_between(start: Any, end: Any) -> float:
+    """Days from start to end (negative if end is earlier); dates count from midnight UTC."""
+    a, b = _aligned(start, end)
+    return (b - a).total_seconds() / 86400
+
+
+def minutes_between(start: Any, end: Any) -> float:
+    a, b = _aligned(start, end)
+    return (b - a).total_seconds() / 60
+
+
+def add_time(value: Any, *, days: float = 0, hours: float = 0, minutes: float = 0) -> str:
+    """An ISO 8601 date or time moved by some days, hours or minutes (a date stays a date when whole days)."""
+    moment = _moment(value)
+    shifted = moment + timedelta(days=days, hours=hours, minutes=minutes)
+    return shifted.isoformat()
+
+
+DATE_FILTERS = {"days_between": days_between, "minutes_between": minutes_between, "add_time": add_time}
+"""Deterministic date arithmetic: the clock is never read, only the values given."""
+
+
 def _make_env() -> _Sandbox:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     # lipsum, cycler and joiner are stateful or random: not part of a deterministic language
@@ -103,6 +149,7 @@ def _make_env() -> _Sandbox:
     env.filters.pop("random", None)
     for name in ("center", "indent", "wordwrap", "format", "truncate"):
         env.filters[name] = _bounded_filter(name, env.filters[name])
+    env.filters.update(DATE_FILTERS)
     return env
 
 
@@ -117,12 +164,19 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+@lru_cache(maxsize=4096)
 def single_expression(text: str) -> str | None:
-    """The expression of a string that is exactly one ``{{ expr }}``, else None."""
+    """The expression of a string that is exactly one ``{{ expr }}`` (dict literals included), else None."""
     match = _SINGLE.match(text)
-    if not match or "{{" in match["expr"] or "}}" in match["expr"] or "{%" in text:
+    if not match or "{%" in text:
         return None
-    return match["expr"]
+    try:
+        body = ENV.parse(text.strip()).body
+    except TemplateSyntaxError:
+        return None
+    output = body[0] if len(body) == 1 and isinstance(body[0], nodes.Output) else None
+    single = output is not None and len(output.nodes) == 1 and not isinstance(output.nodes[0], nodes.TemplateData)
+    return match["expr"] if single else None
 
 
 @dataclass
@@ -173,7 +227,9 @@ def _parse(source: str) -> nodes.Template:
 def _references(ast: nodes.Template) -> References:
     from jinja2 import meta
 
-    refs = References(names=set(meta.find_undeclared_variables(ast)))
+    # names a template assigns itself ({% set %} in any block, loop targets) are its own, not the context's
+    assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    refs = References(names=set(meta.find_undeclared_variables(ast)) - assigned)
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, nodes.Getattr | nodes.Getitem)
         inner = node.node

@@ -259,7 +259,7 @@ class SetStep(StepBase):
 
 
 class WaitWith(Strict):
-    duration: Duration | None = None
+    duration: Duration | Template | None = Field(default=None, description="How long: 30s, 48h, or a template.")
     until: str | None = Field(default=None, description="An ISO 8601 time, or a template giving one.")
 
     @model_validator(mode="after")

@@ -205,7 +205,7 @@ def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> 
     if data is not None and not isinstance(data, dict):
         return ValuesResult(errors=[FieldError(field="data", rule="type", message="must be a JSON object")])
     # an explicit null is no value at all: a required field then says "is required"
-    given = {k: v for k, v in (data or {}).items() if v is not None or (k in specs and not specs[k].required)}
+    given = {k: v for k, v in (data or {}).items() if v is not None or k not in specs or not specs[k].required}
     try:
         model = form_model(specs).model_validate(given)
     except ValidationError as exc:

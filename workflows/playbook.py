@@ -25,7 +25,7 @@ from temporalio.workflow import ChildWorkflowCancellationType, ParentClosePolicy
 
 from model import expressions
 from model import search_attributes as sa
-from model.durations import format_duration
+from model.durations import format_duration, parse_duration
 from model.execution import DONE, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest, StepRequest
 from model.masking import secret_forms
 from model.playbook import Playbook
@@ -397,11 +397,17 @@ class PlaybookWorkflow:
         raw = step.with_ if isinstance(step.with_, dict) else step.with_.model_dump(mode="json", by_alias=True)
         context = self._context(scope)
         if step.type == "validation":
-            rules = [
-                {"passed": expressions.condition(rule["assert"], context), "message": rule["message"]}
-                for rule in raw.pop("rules")
-            ]
-            return {**expressions.render(raw, context), "rules": expressions.render(rules, context)}
+            rules = []
+            for rule in raw.pop("rules"):
+                passed = expressions.condition(rule["assert"], context)
+                # a message explains a failure: it may read data that only exists when the rule fails
+                rules.append(
+                    {
+                        "passed": passed,
+                        "message": rule["message"] if passed else expressions.render(rule["message"], context),
+                    }
+                )
+            return {**expressions.render(raw, context), "rules": rules}
         rendered: dict[str, Any] = expressions.render(raw, context)
         return rendered
 
@@ -418,7 +424,14 @@ class PlaybookWorkflow:
         view = self._state.steps[scope.id(step)]
         assert view.started_at is not None
         if spec.duration is not None:  # type: ignore[union-attr]
-            until = view.started_at + spec.duration  # type: ignore[union-attr]
+            duration = spec.duration  # type: ignore[union-attr]
+            if isinstance(duration, str):
+                rendered = expressions.render(duration, self._context(scope))
+                try:
+                    duration = parse_duration(rendered)
+                except ValueError as exc:
+                    raise StepFailed(view.id, f"with.duration: {exc}") from None
+            until = view.started_at + duration
         else:
             text = expressions.render(spec.until, self._context(scope))  # type: ignore[union-attr]
             try:
