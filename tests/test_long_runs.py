@@ -24,7 +24,8 @@ def checks(count: int, concurrency: int, *, with_review: bool = False) -> dict[s
     if with_review:
         steps.append({"id": "review", "type": "approval", "depends_on": [], "with": {"assignee_role": "lead"}})
     return {
-        "id": "inline.long.v1", "name": "Long run", "version": 1, "module": "ops", "smart_code": "HERA.OPS.TEST.LONG.v1",
+        "id": "inline.long.v1", "name": "Long run", "version": 1, "module": "ops",
+        "smart_code": "HERA.OPS.TEST.LONG.v1",
         "steps": steps,
         "outputs": {"checked": "{{ steps.each.output | length }}",
                     "all_passed": "{{ steps.each.output | map(attribute='check.passed') | select | list | length }}"},
