@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -93,7 +94,7 @@ async def transaction(store: Store, req: StepRequest) -> dict[str, Any]:
         }
     )
     result = await store.write_transaction(_org(req), _key(req), write, _audit(req))
-    return result.model_dump(mode="json")
+    return {**result.model_dump(mode="json"), "total_amount": money(result.total_amount)}
 
 
 @step_handler("relationship")
@@ -148,6 +149,11 @@ async def validation(store: Store, req: StepRequest) -> dict[str, Any]:
             failures=failures,
         )
     return output
+
+
+def money(amount: Decimal) -> str:
+    """An amount as people write it: at least two decimals (``34500.00``), never fewer than stored."""
+    return str(amount.quantize(Decimal("0.01")) if amount.as_tuple().exponent > -2 else amount)  # type: ignore[operator]
 
 
 def _org(req: StepRequest) -> Any:

@@ -54,12 +54,18 @@ def _bounded_format(text: str) -> None:
 
 
 def _bounded_filter(name: str, filter_fn: Any) -> Any:
-    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
-        _bounded(*args, *kwargs.values())
+    passes = getattr(filter_fn, "jinja_pass_arg", None)  # truncate and wordwrap take the environment first
+    skip = 0 if passes is None else 1
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        value, params = args[skip], args[skip + 1 :]
+        _bounded(*params, *kwargs.values())
         if name == "format" and isinstance(value, str):
             _bounded(*(n for match in _PERCENT_SPEC.findall(value) for n in match if n))
-        return filter_fn(value, *args, **kwargs)
+        return filter_fn(*args, **kwargs)
 
+    if passes is not None:
+        bounded.jinja_pass_arg = passes  # type: ignore[attr-defined]
     return bounded
 
 

@@ -65,22 +65,17 @@ def markdown(state: RunState, execution_id: str) -> str:
         f"| {_ICONS.get(v.status, '')} | {v.name} `{v.id}` | {v.type} | {v.status} | {v.completed_by or ''} |"
         for v in views
     ]
-    for waiting in state.waiting.values():
-        if waiting.decided:
-            continue
-        step = playbook.step(waiting.step_id.rsplit(".", 1)[-1])
-        form: dict[str, Variable] = step.with_.form  # type: ignore[union-attr]
+    for waiting in state.waiting_views(execution_id):
         deadline = f", deadline {waiting.deadline:%Y-%m-%d %H:%M} UTC" if waiting.deadline else ""
-        role = f", role `{waiting.role}`" if waiting.role else ""
-        instructions = getattr(step.with_, "instructions", None) or ""
+        role = f", role `{waiting.assignee_role}`" if waiting.assignee_role else ""
         lines += [
             "",
-            f"### ✋ Waiting: {step.title} (`{waiting.step_id}`){role}{deadline}",
-            f"> {instructions.strip()}" if instructions else "",
+            f"### ✋ Waiting: {waiting.name} (`{waiting.step_id}`){role}{deadline}",
+            f"> {waiting.instructions.strip()}" if waiting.instructions else "",
             "",
             "Complete it: *Send a Signal* → name `complete_step`, input:",
             "```json",
-            json.dumps(completion_signal(waiting.step_id, waiting.role, form)),
+            json.dumps(waiting.example),
             "```",
         ]
     if state.error:

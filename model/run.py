@@ -168,7 +168,7 @@ class RunState(Wire):
             status=self.status,
             progress=Progress(completed=done, total=len(views), percent=round(100 * done / len(views)) if views else 0),
             steps=views,
-            waiting_for=[self._waiting_view(w, execution_id) for w in self.waiting.values() if not w.decided],
+            waiting_for=self.waiting_views(execution_id),
             vars=self.vars,
             outputs=self.outputs,
             error=self.error,
@@ -177,13 +177,18 @@ class RunState(Wire):
         masked: dict[str, Any] = self.masked(view.model_dump(mode="json"))
         return masked
 
+    def waiting_views(self, execution_id: str) -> list[Waiting]:
+        """The steps waiting for a person, with rendered instructions and the signal that completes each."""
+        return [self._waiting_view(w, execution_id) for w in self.waiting.values() if not w.decided]
+
     def _waiting_view(self, waiting: WaitState, execution_id: str) -> Waiting:
         step = self.playbook.step(definition_id(waiting.step_id))
         spec = step.with_
         instructions = spec.instructions  # type: ignore[union-attr]
         if instructions:
+            prefix = waiting.step_id[: -len(step.id)]
             try:
-                instructions = expressions.render(instructions, self.context(execution_id))
+                instructions = expressions.render(instructions, self.context(execution_id, prefix=prefix))
             except expressions.ExpressionError as exc:
                 instructions = f"{instructions} ({exc.message})"
         return Waiting(

@@ -151,12 +151,13 @@ def _annotation(spec: Variable) -> Any:
 def form_model(specs: dict[str, Variable]) -> type[BaseModel]:
     """A pydantic model for a set of variables (python regexes, unknown fields refused)."""
     fields: dict[str, Any] = {}
-    for name, spec in specs.items():
+    for index, (name, spec) in enumerate(specs.items()):
         annotation = _annotation(spec)
+        # internal names, the form's own as aliases: a field may be called `register`, `json` or `copy`
         if spec.required and spec.default is None:
-            fields[name] = (annotation, Field(..., description=spec.description))
+            fields[f"f{index}"] = (annotation, Field(..., alias=name, description=spec.description))
         else:
-            fields[name] = (annotation | None, Field(spec.default, description=spec.description))
+            fields[f"f{index}"] = (annotation | None, Field(spec.default, alias=name, description=spec.description))
     config = ConfigDict(extra="forbid", regex_engine="python-re", title="form")
     return create_model("Form", __config__=config, **fields)
 
@@ -222,7 +223,7 @@ def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> 
                     FieldError(field=field, rule=_RULES.get(err["type"], "type"), message=_message(err)),
                 )
         return ValuesResult(errors=list(errors.values()))
-    return ValuesResult(values=model.model_dump(mode="json"))
+    return ValuesResult(values=model.model_dump(mode="json", by_alias=True))
 
 
 def json_schema(specs: dict[str, Variable]) -> dict[str, Any]:

@@ -411,3 +411,26 @@ async def test_transaction_totals_are_exact(playbooks: PlaybookClient) -> None:
     handle = await playbooks.start("inline.lines.v1", organization=org_code(), playbook=WRITE_LINES)
     result = await handle.result()
     assert result["outputs"]["total"] in ("40.00", "40")
+
+
+async def test_current_details_show_progress_and_the_signal_that_completes_the_step(
+    playbooks: PlaybookClient,
+) -> None:
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    handle = await playbooks.start("customer.create.v1", organization=org_code(), data=CUSTOMER)
+    await until(playbooks, handle.id, waiting_on("set_credit_terms"))
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    details = metadata.current_details  # what the Web UI shows as the execution's current details
+    assert "**RUNNING** · 1/3 steps" in details
+    assert "| ✅ | Create customer `create_customer` | entity | completed |  |" in details
+    assert "### ✋ Waiting: Set credit terms (`set_credit_terms`), role `credit_controller`, deadline" in details
+    assert "> Set credit terms for Acme Corp." in details
+    assert CUSTOMER["tax_id"] not in details
+    signal = json.loads(details.split("```json\n")[1].split("\n```")[0])
+    assert signal["step_id"] == "set_credit_terms" and signal["role"] == "credit_controller"
+    # pasted as-is into "Send a Signal", the example completes the step
+    await playbooks.handle(handle.id).signal("complete_step", signal)
+    status = await until(playbooks, handle.id, lambda s: s.steps[1].status == "completed")
+    assert status.steps[1].completed_by == "your-name"
+    await playbooks.handle(handle.id).terminate("test over")
