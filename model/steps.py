@@ -190,8 +190,16 @@ class ValidationStep(StepBase):
 
 
 # ---------------------------------------------------------------- people
+class Notify(Strict):
+    """Who hears about an escalation, and how (through the notification step type)."""
+
+    channel: Literal["email", "webhook", "log"]
+    to: str | list[str]
+
+
 class _PeopleWith(Strict):
     assignee_role: str | None = Field(default=None, description="Only this role may complete the step.")
+    notify: Notify | None = Field(default=None, description="Told each time the step escalates to the next role.")
     on_timeout: OnTimeout = Field(default=OnTimeout.fail, description="What the deadline (timeout) does.")
     escalate_to: str | list[str] | None = Field(default=None, description="Role(s) to escalate to, in order.")
     default: dict[str, Any] | None = Field(default=None, description="Data used when the deadline skips.")

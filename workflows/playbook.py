@@ -31,7 +31,7 @@ from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
 from model.run import LoopState, Rejected, RunState, WaitState
-from model.steps import HTTP_ALIASES, ApprovalWith, HumanWith, OnError, OnReject, OnTimeout, Step
+from model.steps import HTTP_ALIASES, ApprovalWith, HumanWith, Notify, OnError, OnReject, OnTimeout, Step
 from model.validator import default_dependencies
 from model.variables import validate_values
 
@@ -610,11 +610,38 @@ class PlaybookWorkflow:
                     waiting.escalations += 1
                     waiting.escalated_at.append(workflow.now())
                     waiting.deadline = None  # the next role gets a fresh deadline
+                    if spec.notify:
+                        await self._notify_escalation(view_id, step, spec.notify, waiting)
                     continue
                 if spec.on_timeout == OnTimeout.skip:
                     return False
                 limit = format_duration(step.timeout) if step.timeout else "the deadline"
                 raise StepFailed(view_id, f"deadline passed ({limit} without completion)") from None
+
+    async def _notify_escalation(self, view_id: str, step: Step, notify: Notify, waiting: WaitState) -> None:
+        """Tell `notify` that a step moved to the next role, through the notification step type."""
+        body = f"{step.title} ({view_id}) in {workflow.info().workflow_id} now waits for role {waiting.role}."
+        try:
+            await self._busy_with(
+                workflow.execute_activity(
+                    "notification",
+                    StepRequest(
+                        organization_uuid=self._prepared.organization_uuid,
+                        execution_id=workflow.info().workflow_id,
+                        step_id=step.id,
+                        step_type="notification",
+                        iteration=f"{view_id.removesuffix(step.id)}escalation-{waiting.escalations}",
+                        playbook_id=self._playbook.id,
+                        with_={**notify.model_dump(), "subject": f"Escalated: {step.title}", "body": body},
+                        secrets=self._state.secrets,
+                    ),
+                    start_to_close_timeout=ENGINE_TIMEOUT,
+                    retry_policy=RetryPolicy(maximum_attempts=5),
+                    summary=f"notify escalation of {view_id}",
+                )
+            )
+        except ActivityError as exc:  # the escalation itself stands; the failed message is reported, not fatal
+            workflow.logger.warning("escalation notice for %s was not delivered: %s", view_id, _cause(exc))
 
     def _stop_waiting(self, view_id: str) -> None:
         self._state.waiting.pop(view_id, None)
