@@ -88,7 +88,9 @@ async def test_http_and_webhook_steps_call_out_once_each(playbooks: PlaybookClie
     assert receiver.received[1]["body"]["body"] == "Order ORD-7 for SKU-1"
 
 
-async def test_an_unexpected_status_fails_the_step_with_the_answer(playbooks: PlaybookClient, receiver: Receiver) -> None:
+async def test_an_unexpected_status_fails_the_step_with_the_answer(
+    playbooks: PlaybookClient, receiver: Receiver
+) -> None:
     handle = await playbooks.start(
         "inline.outside.v1", organization="org_out", playbook=calls(receiver.url, "/missing"), data={"sku": "X"}
     )
