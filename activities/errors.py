@@ -13,13 +13,20 @@ from model import PlaybookError
 
 from .store import StoreError, StoreUnavailable
 
+_TEMPLATE_BRANCH = "constrained-str"  # the "{{ template }}" member of unions such as `lines: list | template`
+
 
 def field_errors(exc: ValidationError, prefix: str = "with") -> str:
-    """Pydantic errors as one line: ``with.lines[1].quantity: must be ...; ...``."""
+    """Pydantic errors as one line: ``with.lines[1].quantity: must be ...; ...`` (union members left out)."""
+    errors = exc.errors()
+    if any(_TEMPLATE_BRANCH not in err["loc"] for err in errors):  # a rendered value is never a template
+        errors = [err for err in errors if _TEMPLATE_BRANCH not in err["loc"]]
     parts = []
-    for err in exc.errors():
+    for err in errors:
         path = prefix
         for part in err["loc"]:
+            if isinstance(part, str) and ("[" in part or part == _TEMPLATE_BRANCH):
+                continue
             path += f"[{part}]" if isinstance(part, int) else f".{part}"
         parts.append(f"{path}: {err['msg']}")
     return "; ".join(parts)
