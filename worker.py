@@ -15,6 +15,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import activities.outside  # noqa: F401  (registers the http and notification step types)
 from activities.catalog import sync_catalog
 from activities.engine import EngineActivities
 from activities.observability import StepTelemetry, configure_logging, metrics_address, metrics_runtime

@@ -8,13 +8,14 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from model.execution import StatusView
+from model.execution import DONE, StatusView, StepView
 
 from .client import PlaybookClient, StepRejected
 from .config import Settings
@@ -55,29 +56,76 @@ def _run_async(fn: Callable[..., Any]) -> Callable[[argparse.Namespace, Settings
     return command
 
 
-def render_status(status: StatusView) -> str:
-    """A readable view of an execution: steps, status, who completed them, what is waiting."""
-    lines = [
-        f"{status.execution_id}  {status.playbook_id}  {status.status.upper()}  "
-        f"{status.progress.completed}/{status.progress.total} steps ({status.progress.percent}%)"
-    ]
-    for step in status.steps:
-        took = ""
-        if step.started_at and step.finished_at:
-            took = f"{(step.finished_at - step.started_at).total_seconds():.1f}s"
-        who = f"by {step.completed_by}" if step.completed_by else ""
-        lines.append(f"  {step.id:<28} {step.type:<12} {step.status:<10} {took:>8}  {who}")
-        if step.error:
-            lines.append(f"      error: {step.error}")
+def format_duration(seconds: float | None) -> str:
+    """A short duration for tables: ``0.05s``, ``12.5s``, ``3m07s``, ``2h05m``, ``3d04h``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
+        if whole >= size:
+            return f"{whole // size}{unit}{(whole % size) // sub_size:02d}{sub}"
+    return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def _took(step: StepView, now: datetime) -> str:
+    """How long a step took, or has been going on (running, waiting) so far."""
+    if step.started_at is None:
+        return ""
+    end = step.finished_at if step.status in DONE else now
+    return format_duration(((end or now) - step.started_at).total_seconds())
+
+
+def _step_line(step: StepView, width: int, now: datetime) -> str:
+    notes = []
+    if step.completed_by:
+        notes.append(f"by {step.completed_by}")
+    if step.attempts > 1:
+        notes.append(f"{step.attempts} attempts")
+    if step.child_workflow_id:
+        notes.append(f"child {step.child_workflow_id}")
+    line = f"  {step.id:<{width}}  {step.type:<12} {step.status:<10} {_took(step, now):>7}  {', '.join(notes)}"
+    return line.rstrip()
+
+
+def _waiting_lines(status: StatusView) -> list[str]:
+    """What each waiting step needs, and the command that completes it (with example values)."""
+    lines = []
     for waiting in status.waiting_for:
         role = f" (role {waiting.assignee_role})" if waiting.assignee_role else ""
-        lines.append(f"waiting for {waiting.step_id}{role}: {waiting.instructions or waiting.name}")
+        due = f", due {waiting.deadline:%Y-%m-%d %H:%M} UTC" if waiting.deadline else ""
+        lines.append(f"waiting for {waiting.step_id}{role}{due}: {waiting.instructions or waiting.name}")
         example = waiting.example.get("data", {})
         role_flag = f" --role {waiting.assignee_role}" if waiting.assignee_role else ""
         lines.append(
             f"  complete it: playbook complete {status.execution_id} {waiting.step_id} "
             f"--data '{json.dumps(example)}'{role_flag} --by YOUR_NAME"
         )
+    return lines
+
+
+def _step_width(status: StatusView) -> int:
+    return max([len(step.id) for step in status.steps] + [4])
+
+
+def render_status(status: StatusView, *, now: datetime | None = None) -> str:
+    """A readable view of an execution: a table of its steps (status, duration, who completed them),
+    then what is waiting and how to complete it, rejections, the error and the outputs."""
+    now = now or datetime.now(UTC)
+    width = _step_width(status)
+    lines = [
+        f"{status.execution_id}  {status.playbook_id}  {status.status.upper()}  "
+        f"{status.progress.completed}/{status.progress.total} steps ({status.progress.percent}%)",
+        f"  {'step':<{width}}  {'type':<12} {'status':<10} {'took':>7}",
+    ]
+    for step in status.steps:
+        lines.append(_step_line(step, width, now))
+        if step.error:
+            lines.append(f"  {'':<{width}}  error: {step.error}")
+    lines += _waiting_lines(status)
     for rejected in status.rejected[-3:]:
         lines.append(f"rejected: {rejected.step_id}: {rejected.reason}")
     if status.error:
@@ -97,15 +145,32 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.wait:
         print(f"  status: playbook status {handle.id}")
         return 0
-    seen = ""
+    return await _follow(client, handle.id)
+
+
+async def _follow(client: PlaybookClient, execution_id: str) -> int:
+    """Print each step as it changes status, until the execution ends or waits for a person."""
+    shown: dict[str, str] = {}
     while True:
-        status = await client.status(handle.id)
-        view = render_status(status)
-        if view != seen:
-            print(view, flush=True)
-            seen = view
-        if status.status in ("completed", "failed", "cancelled") or status.waiting_for:
+        status = await client.status(execution_id)
+        now = datetime.now(UTC)
+        width = _step_width(status)
+        for step in status.steps:
+            if step.status != "pending" and shown.get(step.id) != step.status:
+                shown[step.id] = step.status
+                print(_step_line(step, width, now), flush=True)
+        progress = f"{status.progress.completed}/{status.progress.total} steps ({status.progress.percent}%)"
+        if status.status in ("completed", "failed", "cancelled"):
+            print(f"{status.status.upper()}  {progress}")
+            if status.error:
+                print(f"error: {status.error}")
+            if status.outputs:
+                print(f"outputs: {json.dumps(status.outputs)}")
             return 1 if status.status == "failed" else 0
+        if status.waiting_for:
+            print(f"{status.status.upper()}  {progress}")
+            print("\n".join(_waiting_lines(status)), flush=True)
+            return 0
         await asyncio.sleep(0.3)
 
 

