@@ -81,12 +81,15 @@ async def test_reads_see_only_the_sessions_organization(store: Store, org_a: UUI
     async with store.transaction(org_a) as conn:
         for table in TABLES:
             assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE organization_id = $1", org_b) == 0
-            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE organization_id <> $1", org_a) == 0
+            # the platform library (playbook definitions) is readable by every organization, nothing else
+            others = f"SELECT count(*) FROM {table} WHERE organization_id NOT IN ($1, $2)"
+            assert await conn.fetchval(others, org_a, PLATFORM_ORG_ID) == 0
             assert await conn.fetchval(f"SELECT count(*) FROM {table}") > 0
         assert await conn.fetchval("SELECT count(*) FROM core_organizations") == 1
-    async with store._pool.acquire() as conn:  # no organization set: nothing at all
+    async with store._pool.acquire() as conn:  # no organization set: nothing but the public platform library
         for table in (*TABLES, "core_organizations"):
-            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 0
+            query = f"SELECT count(*) FROM {table} WHERE {'id' if table == 'core_organizations' else 'organization_id'} <> $1"
+            assert await conn.fetchval(query, PLATFORM_ORG_ID) == 0
 
 
 async def test_writes_cannot_touch_another_organization(store: Store, org_a: UUID, org_b: UUID) -> None:
@@ -121,7 +124,7 @@ async def test_writes_cannot_touch_another_organization(store: Store, org_a: UUI
                                  StepAudit(step_type="entity"))
     async with store.transaction(org_b) as conn:
         assert await conn.fetchval("SELECT count(*) FROM core_entities WHERE status = 'hacked'") == 0
-        assert await conn.fetchval("SELECT count(*) FROM core_entities") == 2
+        assert await conn.fetchval("SELECT count(*) FROM core_entities WHERE organization_id = $1", org_b) == 2
 
 
 async def test_a_step_of_another_organizations_execution_is_not_found(
