@@ -88,7 +88,8 @@ async def test_reads_see_only_the_sessions_organization(store: Store, org_a: UUI
         assert await conn.fetchval("SELECT count(*) FROM core_organizations") == 1
     async with store._pool.acquire() as conn:  # no organization set: nothing but the public platform library
         for table in (*TABLES, "core_organizations"):
-            query = f"SELECT count(*) FROM {table} WHERE {'id' if table == 'core_organizations' else 'organization_id'} <> $1"
+            column = "id" if table == "core_organizations" else "organization_id"
+            query = f"SELECT count(*) FROM {table} WHERE {column} <> $1"
             assert await conn.fetchval(query, PLATFORM_ORG_ID) == 0
 
 
