@@ -7,6 +7,7 @@ and the step's audit line together, idempotently keyed by (execution, step, iter
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,12 +24,12 @@ from .errors import fail, user_facing
 from .store import EntityWrite, RelationshipWrite, StepAudit, StepKey, Store, TransactionWrite
 
 StepHandler = Callable[[Store, StepRequest], Awaitable[dict[str, Any]]]
+MAX_OUTPUT_BYTES = 32 * 1024
+"""A step output larger than this stays in Postgres only: workflow history (and its state) stays small."""
 STEP_HANDLERS: dict[str, StepHandler] = {}
 
 
-def step_handler(
-    name: str, with_model: type[BaseModel] | None = None
-) -> Callable[[StepHandler], StepHandler]:
+def step_handler(name: str, with_model: type[BaseModel] | None = None) -> Callable[[StepHandler], StepHandler]:
     """Register the activity of a step type; with a `with_model` a new type is added to the language."""
 
     def register(fn: StepHandler) -> StepHandler:
@@ -87,9 +88,7 @@ async def transaction(store: Store, req: StepRequest) -> dict[str, Any]:
         {
             **spec.model_dump(exclude={"lines", "metadata"}),
             "smart_code": req.smart_code,
-            "lines": [line.model_dump() for line in spec.lines]
-            if isinstance(spec.lines, list)
-            else spec.lines,
+            "lines": [line.model_dump() for line in spec.lines] if isinstance(spec.lines, list) else spec.lines,
             "metadata": _business_metadata(req, spec.metadata),
         }
     )
@@ -139,9 +138,7 @@ async def validation(store: Store, req: StepRequest) -> dict[str, Any]:
         if not await store.entity_exists(org, rule["entity_id"]):
             failures.append(rule["message"])
     output = {"passed": not failures, "failures": failures}
-    await store.record_step(
-        org, _key(req), _audit(req, status="failed" if failures else "completed", output=output)
-    )
+    await store.record_step(org, _key(req), _audit(req, status="failed" if failures else "completed", output=output))
     if failures:
         raise fail(
             "ValidationFailed",
@@ -182,6 +179,10 @@ class StepActivities:
             if self.after_write is not None and inspect.isawaitable(hooked := self.after_write(req)):
                 await hooked
             masked: dict[str, Any] = mask(output, req.secrets)
+            size = len(json.dumps(masked, default=str))
+            if size > MAX_OUTPUT_BYTES:  # the full output is on the step's audit line; history gets a pointer
+                return {"truncated": True, "bytes": size, "stored_in": "universal_transaction_lines",
+                        "execution_id": req.execution_id, "step_id": req.step_id, "iteration": req.iteration}  # fmt: skip
             return masked
 
         run.__name__ = f"step_{name}"

@@ -182,3 +182,42 @@ async def test_saga_compensates_in_reverse_order_exactly_once_across_a_worker_re
         await conn.close()
     assert [(r["step"], r["n"]) for r in rows] == [("undo4", 1), ("undo3", 1), ("undo2", 1), ("undo1", 1)]
     assert undo_entities == 4
+
+
+async def test_a_rejection_under_on_reject_continue_lets_dependents_decide(playbooks: PlaybookClient) -> None:
+    definition = playbook(
+        "inline.reject.v1",
+        [
+            {"id": "discount", "type": "approval", "with": {"assignee_role": "manager", "on_reject": "continue"}},
+            {"id": "price", "type": "set",
+             "with": {"vars": {"price": "{{ 90 if steps.discount.output.approved else 100 }}"}}},
+        ],
+        outputs={"price": "{{ vars.price }}", "approved": "{{ steps.discount.output.approved }}"},
+    )  # fmt: skip
+    handle = await playbooks.start("inline.reject.v1", organization=org(), playbook=definition)
+    await until(playbooks, handle.id, waiting_on("discount"))
+    await playbooks.complete(handle.id, "discount", data={"approved": False, "comment": "no"}, role="manager")
+    result = await handle.result()
+    assert result["outputs"] == {"price": 100, "approved": False}
+
+
+async def test_a_failing_compensation_is_reported_not_dropped(playbooks: PlaybookClient) -> None:
+    broken_undo = {"id": "undo_a", "type": "validation", "retry": {"max_attempts": 2},
+                   "with": {"rules": [{"assert": "false", "message": "cannot undo a"}]}}  # fmt: skip
+    definition = playbook(
+        "inline.badundo.v1",
+        [
+            entity("a", "A", compensate=[broken_undo]),
+            entity("b", "B", compensate=[entity("undo_b", "UNDO-B")]),
+            {"id": "boom", "type": "validation", "with": {"rules": [{"assert": "false", "message": "boom"}]}},
+        ],
+    )
+    handle = await playbooks.start("inline.badundo.v1", organization=org(), playbook=definition)
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "compensation of a failed" in str(failure.value.cause)
+    status = await playbooks.status(handle.id)
+    assert status.error is not None
+    assert status.error.startswith("step boom: validation failed: boom")
+    assert "compensation of a failed: step undo_a: validation failed: cannot undo a" in status.error
+    assert {s.id: s.status for s in status.steps}["undo_b"] == "completed"  # the others still ran

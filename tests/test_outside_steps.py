@@ -119,3 +119,21 @@ async def test_each_escalation_is_announced_through_the_notification_step(
     assert "now waits for role team_lead" in notices[0]["body"]["body"]
     assert "now waits for role manager" in notices[1]["body"]["body"]
     assert len({n["key"] for n in notices}) == 2
+
+
+async def test_a_large_output_stays_in_postgres_and_history_gets_a_pointer(
+    playbooks: PlaybookClient, catalog: Any, receiver: Receiver
+) -> None:
+    big = {"rows": [{"n": i, "text": "x" * 40} for i in range(1_000)]}  # about 50 KB echoed back
+    definition = {
+        "id": "inline.big.v1", "name": "Big answer", "version": 1, "module": "ops", "smart_code": "HERA.OPS.TEST.BIG.v1",
+        "steps": [{"id": "fetch", "type": "http", "with": {"method": "POST", "url": f"{receiver.url}/orders",
+                                                            "json": big, "expect_status": 201}}],
+        "outputs": {"kept": "{{ steps.fetch.output.truncated }}", "where": "{{ steps.fetch.output.stored_in }}"},
+    }  # fmt: skip
+    code = f"org_big_{uuid.uuid4().hex[:6]}"
+    handle = await playbooks.start("inline.big.v1", organization=code, playbook=definition)
+    result = await handle.result()
+    assert result["outputs"] == {"kept": True, "where": "universal_transaction_lines"}
+    lines = await catalog.step_lines(await catalog.resolve_organization(code), handle.id)
+    assert lines[0]["output"]["body"]["echo"] == big

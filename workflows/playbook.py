@@ -120,8 +120,8 @@ class PlaybookWorkflow:
             self._finish(self._playbook)
             state.status = "completed"
         except ExecutionFailed as failure:
-            await self._end("failed", str(failure))
-            raise ApplicationError(self._masked(str(failure)), type="PlaybookFailed", non_retryable=True) from None
+            await self._end("failed", str(failure))  # the error then also names failed compensations
+            raise ApplicationError(state.error or str(failure), type="PlaybookFailed", non_retryable=True) from None
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as exc:
             if not (isinstance(exc, asyncio.CancelledError) or is_cancelled_exception(exc)):
                 raise
