@@ -181,8 +181,8 @@ class StepActivities:
             masked: dict[str, Any] = mask(output, req.secrets)
             size = len(json.dumps(masked, default=str))
             if size > MAX_OUTPUT_BYTES:  # the full output is on the step's audit line; history gets a pointer
-                return {"truncated": True, "bytes": size, "stored_in": "universal_transaction_lines",
-                        "execution_id": req.execution_id, "step_id": req.step_id, "iteration": req.iteration}  # fmt: skip
+                where = {"execution_id": req.execution_id, "step_id": req.step_id, "iteration": req.iteration}
+                return {"truncated": True, "bytes": size, "stored_in": "universal_transaction_lines", **where}
             return masked
 
         run.__name__ = f"step_{name}"

@@ -126,7 +126,8 @@ async def test_a_large_output_stays_in_postgres_and_history_gets_a_pointer(
 ) -> None:
     big = {"rows": [{"n": i, "text": "x" * 40} for i in range(1_000)]}  # about 50 KB echoed back
     definition = {
-        "id": "inline.big.v1", "name": "Big answer", "version": 1, "module": "ops", "smart_code": "HERA.OPS.TEST.BIG.v1",
+        "id": "inline.big.v1", "name": "Big answer", "version": 1, "module": "ops",
+        "smart_code": "HERA.OPS.TEST.BIG.v1",
         "steps": [{"id": "fetch", "type": "http", "with": {"method": "POST", "url": f"{receiver.url}/orders",
                                                             "json": big, "expect_status": 201}}],
         "outputs": {"kept": "{{ steps.fetch.output.truncated }}", "where": "{{ steps.fetch.output.stored_in }}"},
