@@ -8,13 +8,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from model import Playbook, PlaybookError, load_library
 from model.graph import mermaid
 
 from .commands import register_runtime_commands
 from .config import Settings
+from .docs import load_valid_library, markdown_table, ordered, playbook_row
+from .operations import register as register_operations
+from .testing import register as register_authoring_commands
 
 
 class UserError(Exception):
@@ -59,32 +61,22 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _row(pb: Playbook) -> dict[str, Any]:
-    walked = [s for _, s in pb.walk()]
-    return {
-        "id": pb.id,
-        "name": pb.name,
-        "module": pb.module.value,
-        "category": pb.category,
-        "status": pb.status.value,
-        "steps": len(walked),
-        "human_steps": sum(s.type in ("human", "approval") for s in walked),
-        "description": pb.description,
-    }
-
-
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = [_row(pb) for pb in sorted(_library(settings).values(), key=lambda p: (p.module, p.id))]
-    if args.module:
-        rows = [r for r in rows if r["module"] == args.module]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    width = max([len(r["id"]) for r in rows] + [2])
-    for r in rows:
-        print(
-            f"{r['id']:<{width}}  {r['module']:<13} {r['steps']:>3} steps {r['human_steps']:>2} human  {r['name']}"
-        )
+    """The library grouped by module: aligned text, JSON (`--json` is `--format json`) or a Markdown table."""
+    library = load_valid_library(settings)
+    playbooks = ordered(library, args.module)
+    fmt = "json" if args.json else args.format
+    if fmt == "json":
+        print(json.dumps([playbook_row(pb) for pb in playbooks], indent=2))
+    elif fmt == "markdown":
+        print(markdown_table(library, playbooks, settings.playbooks_dir), end="")
+    else:
+        width = max([len(pb.id) for pb in playbooks] + [2])
+        for row in map(playbook_row, playbooks):
+            print(
+                f"{row['id']:<{width}}  {row['module']:<13} {row['steps']:>3} steps {row['human_steps']:>2} human"
+                f"  {row['name']}"
+            )
     return 0
 
 
@@ -136,13 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("schema", cmd_schema, "print the JSON Schema of the playbook language (for editors)")
     p = add("list", cmd_list, "list the playbook library")
     p.add_argument("--module", help="only this module")
-    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p = add("show", cmd_show, "describe one playbook")
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true", help="the parsed definition as JSON")
     p = add("graph", cmd_graph, "print a playbook's steps as a Mermaid flowchart")
     p.add_argument("id", metavar="ID")
     register_runtime_commands(add)
+    register_operations(add)
+    register_authoring_commands(add)
     return parser
 
 

@@ -1,0 +1,65 @@
+"""Every example of every library playbook, run against the session's real Temporal and real Postgres.
+
+The library is read when tests are collected, so a playbook added to playbooks/ is tested on the next run
+with no change here. The examples selected for this session (all of them, or those `-k` keeps) run once,
+concurrently, in a session fixture; one test per example then reports its own outcome — the speed of one
+concurrent run, the readability of one test per example.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from model import load_library
+from starter.examples import Case, ExampleOutcome, run_examples
+from tests.fixtures_temporal import running_worker
+
+LIBRARY_DIR = Path(__file__).resolve().parent.parent / "playbooks"
+LIBRARY = load_library([LIBRARY_DIR])
+"""Invalid files are left out here; test_language_library reports them."""
+CASES = {
+    f"{playbook.id}: {example.name}": Case(playbook, example)
+    for playbook in LIBRARY.playbooks.values()
+    for example in playbook.examples
+}
+CONCURRENCY = 16
+TIMEOUT = 60.0
+"""Seconds one example may take; a stuck one fails with what it waits for long before this."""
+
+
+@pytest.fixture(scope="session")
+async def library_outcomes(
+    request: pytest.FixtureRequest, temporal: WorkflowEnvironment, store: Any
+) -> dict[str, ExampleOutcome]:
+    """Run the selected examples once, all at once (bounded), by catalog id as services run them."""
+    selected = [
+        str(item.callspec.params["name"])
+        for item in request.session.items
+        if isinstance(item, pytest.Function) and item.module is not None and item.module.__name__ == __name__
+        and hasattr(item, "callspec")
+    ]  # fmt: skip
+    # publish the valid playbooks one by one (sync_catalog refuses the whole library for one broken file),
+    # so that `playbook` steps find their children in the catalog
+    for playbook in LIBRARY.playbooks.values():
+        await store.publish_definition(
+            None,
+            playbook_id=playbook.id,
+            definition=playbook.model_dump(mode="json", by_alias=True, exclude_none=True),
+            smart_code=playbook.smart_code,
+        )
+    async with running_worker(temporal.client, store) as client:
+        outcomes = await run_examples(
+            client, [CASES[name] for name in selected], concurrency=CONCURRENCY, timeout=TIMEOUT
+        )
+    return dict(zip(selected, outcomes, strict=True))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_example(name: str, library_outcomes: dict[str, ExampleOutcome]) -> None:
+    outcome = library_outcomes[name]
+    if not outcome.passed:
+        pytest.fail("\n".join(outcome.report()), pytrace=False)
