@@ -263,9 +263,12 @@ def template_source(value: str, *, condition: bool = False) -> str:
 def check(value: str, *, condition: bool = False) -> References:
     """Compile a template (or a bare condition) and return what it reads; raise ExpressionError."""
     ast = _parse(template_source(value, condition=condition))
-    expr = None if condition else single_expression(value)
-    if condition or expr is not None:
-        _compile_expression(value if condition else expr or "")
+    # what Jinja's compiler would refuse, found on the tree (compiling every template is slow)
+    for node in ast.find_all((nodes.Filter, nodes.Test)):
+        known = ENV.filters if isinstance(node, nodes.Filter) else ENV.tests
+        if node.name not in known:
+            kind = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise ExpressionError("syntax", f"syntax error: No {kind} named {node.name!r}.")
     refs = _references(ast)
     if not refs.names - set(ENV.globals):
         _fold_constant(value, condition)

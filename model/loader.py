@@ -26,6 +26,10 @@ class _CoreLoader(yaml.SafeLoader):
     """SafeLoader with the YAML 1.2 core schema's implicit types instead of YAML 1.1's."""
 
 
+class _FastCoreLoader(getattr(yaml, "CSafeLoader", _CoreLoader)):  # type: ignore[misc]
+    """The same on libyaml, when PyYAML has it: several times faster; its error texts are vaguer."""
+
+
 _CoreLoader.yaml_implicit_resolvers = {}
 _CORE_TYPES = [
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
@@ -37,8 +41,10 @@ _CORE_TYPES = [
         "-+0123456789.",
     ),
 ]
+_FastCoreLoader.yaml_implicit_resolvers = {}
 for _tag, _regex, _first in _CORE_TYPES:
-    _CoreLoader.add_implicit_resolver(_tag, re.compile(_regex), list(_first))
+    for _loader in (_CoreLoader, _FastCoreLoader):
+        _loader.add_implicit_resolver(_tag, re.compile(_regex), list(_first))
 
 
 def _core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
@@ -49,6 +55,7 @@ def _core_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 _CoreLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
+_FastCoreLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
 
 
 @dataclass
@@ -83,7 +90,16 @@ class Document:
 
 def parse_yaml(text: str, file: str = "<playbook>") -> Document:
     """Parse one YAML document into plain data plus a line map; raise PlaybookError on syntax."""
-    loader = _CoreLoader(text)
+    try:
+        return _parse_with(_FastCoreLoader, text, file)
+    except PlaybookError as fast:
+        if fast.problems[0].group != Group.syntax or _FastCoreLoader is _CoreLoader:
+            raise
+    return _parse_with(_CoreLoader, text, file)  # the pure-Python parser explains syntax errors better
+
+
+def _parse_with(loader_type: type[yaml.SafeLoader], text: str, file: str) -> Document:
+    loader = loader_type(text)
     try:
         root = loader.get_single_node()
         if root is None:
@@ -100,7 +116,7 @@ def parse_yaml(text: str, file: str = "<playbook>") -> Document:
         loader.dispose()
 
 
-def _build(loader: _CoreLoader, node: yaml.Node, path: Path_, doc: Document) -> Any:
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Document) -> Any:
     doc.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from model import Playbook, PlaybookError, load_library
+from model import Playbook, PlaybookError, load_library, load_playbook
 from model.graph import mermaid
 
 from .commands import register_runtime_commands
@@ -23,25 +23,15 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
-def _library(settings: Settings) -> dict[str, Playbook]:
-    library = load_library([settings.playbooks_dir])
-    if library.problems:
-        raise UserError(
-            f"{len(library.problems)} problem(s) in {settings.playbooks_dir}; run: playbook validate"
-        )
-    return library.playbooks
-
-
 def _find(settings: Settings, ident: str) -> Playbook:
     path = Path(ident)
     if path.suffix in (".yaml", ".yml") and path.exists():
-        from model import load_playbook
-
         return load_playbook(path)
-    playbooks = _library(settings)
-    if ident not in playbooks:
+    # a playbook's file is named after its id: read that one file, not the whole library
+    found = sorted(settings.playbooks_dir.rglob(f"{ident}.yaml"))
+    if not found:
         raise UserError(f"no playbook {ident!r} in {settings.playbooks_dir} (see: playbook list)")
-    return playbooks[ident]
+    return load_playbook(found[0])
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:

@@ -25,7 +25,7 @@ LIBRARY = ROOT / "playbooks"
 FILES = sorted(p for p in LIBRARY.rglob("*") if p.suffix in (".yaml", ".yml"))
 SEEDS = ("customer.create.v1", "appointment.book.v1", "workorder.create.v1")
 WRITERS = ("entity", "transaction", "relationship")
-GENERATED = ("entity_id", "transaction_id", "relationship_id", "completed_by")
+GENERATED = ("entity_id", "transaction_id", "relationship_id")
 
 
 @pytest.fixture(scope="module")
