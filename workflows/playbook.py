@@ -104,12 +104,15 @@ class PlaybookWorkflow:
             self.state.runs += 1
         else:
             self.state = RunState(input=input, started_at=workflow.now(), status="running")
-        self._busy = 0  # activities and child workflows in flight: a hand-over waits for none
+        self._busy = 0
+        self._named_activities = True  # activities and child workflows in flight: a hand-over waits for none
         self._handing_over = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
+        # versioning: runs recorded before activities were named after their steps replay as they ran
+        self._named_activities = workflow.patched("activity-ids-name-steps")
         state = self._state
         try:
             if state.prepared is None:
@@ -160,7 +163,7 @@ class PlaybookWorkflow:
             result_type=Prepared,
             start_to_close_timeout=ENGINE_TIMEOUT,
             retry_policy=ENGINE_RETRY,
-            summary="resolve the playbook and register the execution",
+            activity_id="prepare" if self._named_activities else None,
         )
         playbook = state.prepared.playbook
         state.add_views(playbook.steps)
@@ -212,7 +215,6 @@ class PlaybookWorkflow:
             ),
             start_to_close_timeout=ENGINE_TIMEOUT,
             retry_policy=ENGINE_RETRY,
-            summary=f"record status {state.status}",
         )
 
     async def _compensate(self) -> None:
@@ -255,7 +257,8 @@ class PlaybookWorkflow:
 
     async def _may_start(self) -> None:
         """No new step starts while paused or while a hand-over is due (it waits for in-flight work to drain)."""
-        await workflow.wait_condition(lambda: not self._state.paused and not self._handover_due())
+        if self._state.paused or self._handover_due():
+            await workflow.wait_condition(lambda: not self._state.paused and not self._handover_due())
 
     # ------------------------------------------------------------------ scheduling
     async def _run_list(self, steps: list[Step], scope: Scope, *, parallel: bool = False) -> dict[str, Any]:
@@ -387,7 +390,8 @@ class PlaybookWorkflow:
                 ),
                 start_to_close_timeout=step.timeout or STEP_TIMEOUT,
                 retry_policy=policy,
-                summary=f"step {view.id} ({step.type})",
+                # the step names its activity in the Web UI; a summary would cost a payload per step
+                activity_id=view.id if self._named_activities else None,
             )
         )
         self._set_status(view.id, "completed", record=False)  # the activity wrote its own audit line
@@ -637,7 +641,7 @@ class PlaybookWorkflow:
                     ),
                     start_to_close_timeout=ENGINE_TIMEOUT,
                     retry_policy=RetryPolicy(maximum_attempts=5),
-                    summary=f"notify escalation of {view_id}",
+                    activity_id=f"{view_id}/escalation-{waiting.escalations}" if self._named_activities else None,
                 )
             )
         except ActivityError as exc:  # the escalation itself stands; the failed message is reported, not fatal
@@ -704,7 +708,6 @@ class PlaybookWorkflow:
             workflow.info().workflow_id,
             start_to_close_timeout=ENGINE_TIMEOUT,
             retry_policy=ENGINE_RETRY,
-            summary="cancel this execution",
         )
 
     # ------------------------------------------------------------------ queries
