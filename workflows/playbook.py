@@ -273,20 +273,12 @@ class PlaybookWorkflow:
                 for step_id in [sid for sid in pending if any(self._dead(scope.prefix + d) for d in deps[sid])]:
                     pending.pop(step_id)
                     self._set_status(scope.prefix + step_id, "skipped", reason="a dependency did not complete")
-                if not running:
-                    continue
-                done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
-                for step_id, task in list(running.items()):
-                    if task in done:
-                        del running[step_id]
-                        task.result()
+                if running:
+                    await _reap(running)
         except GeneratorExit:
             raise  # the worker evicts this run from its cache: no workflow calls now
         except BaseException:
-            for task in running.values():
-                task.cancel()
-            if running:
-                await workflow.wait(list(running.values()))
+            await _cancel_all(running)
             if not self._handing_over:
                 for step_id in pending:
                     self._set_status(scope.prefix + step_id, "cancelled")
@@ -495,18 +487,11 @@ class PlaybookWorkflow:
                 while todo and len(running) < spec.concurrency:  # type: ignore[union-attr]
                     index = todo.pop(0)
                     running[index] = asyncio.create_task(self._iteration(step, scope, loop, index))
-                done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
-                for index, task in list(running.items()):
-                    if task in done:
-                        del running[index]
-                        task.result()
+                await _reap(running)
         except GeneratorExit:
             raise  # the worker evicts this run from its cache: no workflow calls now
         except BaseException:
-            for task in running.values():
-                task.cancel()
-            if running:
-                await workflow.wait(list(running.values()))
+            await _cancel_all(running)
             raise
         return loop.outputs
 
@@ -767,6 +752,23 @@ class PlaybookWorkflow:
             workflow.upsert_search_attributes(updates)
         if state.prepared:
             workflow.set_current_details(markdown(state, workflow.info().workflow_id))
+
+
+async def _reap(running: dict[Any, asyncio.Task[None]]) -> None:
+    """Wait for the first of the running tasks to end; drop the ended ones, raising what they raised."""
+    done, _ = await workflow.wait(list(running.values()), return_when=asyncio.FIRST_COMPLETED)
+    for key, task in list(running.items()):
+        if task in done:
+            del running[key]
+            task.result()
+
+
+async def _cancel_all(running: dict[Any, asyncio.Task[None]]) -> None:
+    """Cancel the running tasks and wait until each has unwound (their steps end cancelled)."""
+    for task in running.values():
+        task.cancel()
+    if running:
+        await workflow.wait(list(running.values()))
 
 
 def _cause(exc: BaseException) -> str:
