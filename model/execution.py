@@ -117,6 +117,7 @@ class StatusView(Wire):
     outputs: dict[str, Any]
     error: str | None
     rejected: list[Rejection]
+    runs: int = Field(default=1, description="Workflow runs so far: each continue-as-new hand-over adds one.")
 
 
 class PrepareRequest(Wire):

@@ -173,6 +173,7 @@ class RunState(Wire):
             outputs=self.outputs,
             error=self.error,
             rejected=self.rejected,
+            runs=self.runs,
         )
         masked: dict[str, Any] = self.masked(view.model_dump(mode="json"))
         return masked

@@ -19,15 +19,6 @@ from .variables import Variable
 
 STEP_ID = r"^[a-z][a-z0-9_]*$"
 SMART_CODE = r"^HERA\.[A-Z0-9]+\.[A-Z0-9]+(\.[A-Z0-9]+){1,5}\.v[0-9]+$"
-_TEMPLATE = re.compile(r"\{\{.*\}\}", re.DOTALL)
-
-
-def _template_only(value: str) -> str:
-    if not _TEMPLATE.search(value):
-        raise ValueError(f"{value!r} is neither a number nor a {{{{ template }}}}")
-    return value
-
-
 Template = Annotated[str, Field(pattern=r"\{\{"), Field(description="A {{ template }}.")]
 Number = int | float | Template
 """A number, or a template that gives one."""

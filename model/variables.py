@@ -236,6 +236,3 @@ def json_schema(specs: dict[str, Variable]) -> dict[str, Any]:
             prop["writeOnly"] = True
     return schema
 
-
-def sensitive_names(specs: dict[str, Variable]) -> set[str]:
-    return {name for name, spec in specs.items() if spec.sensitive}

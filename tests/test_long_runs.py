@@ -83,7 +83,8 @@ async def test_hand_over_is_invisible_and_loses_no_signal(
             await asyncio.sleep(0.02)
         await client.signal_complete(handle.id, "review", data={"approved": True}, role="lead", completed_by="lea")
         result = await handle.result()  # same workflow id, same handle: the caller sees one execution
-        rejected = (await client.status(handle.id)).rejected
+        final = await client.status(handle.id)
+        rejected = final.rejected
 
     assert result["outputs"] == {"checked": 300, "all_passed": 300}
     steps = {s["id"]: s for s in result["steps"]}
@@ -91,6 +92,7 @@ async def test_hand_over_is_invisible_and_loses_no_signal(
     assert rejected == []
     lengths = await history_lengths(env.client, handle.id)
     assert len(lengths) >= 3, lengths
+    assert final.runs == len(lengths)  # the status query tells operators how many hand-overs happened
     assert max(lengths) < 1_000, lengths
     assert await audit_count(pg_dsn, handle.id, "check") == 300  # every item written once across hand-overs
 
