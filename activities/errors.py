@@ -9,8 +9,6 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from model import PlaybookError
-
 from .store import StoreError, StoreUnavailable
 
 _TEMPLATE_BRANCH = "constrained-str"  # the "{{ template }}" member of unions such as `lines: list | template`
@@ -43,8 +41,6 @@ async def user_facing() -> AsyncIterator[None]:
         raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from None
     except ValidationError as exc:
         raise ApplicationError(field_errors(exc), type="InvalidStepInput", non_retryable=True) from None
-    except PlaybookError as exc:
-        raise ApplicationError(str(exc), type="InvalidPlaybook", non_retryable=True) from None
 
 
 def fail(kind: str, message: str, **details: Any) -> ApplicationError:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
 from model.execution import DONE, StatusView, StepView
@@ -256,5 +255,3 @@ def register_runtime_commands(add: Add) -> None:
         p.add_argument("execution_id", metavar="EXEC_ID")
         p.add_argument("--reason")
 
-
-__all__ = ["WorkflowFailureError", "register_runtime_commands", "render_status"]
