@@ -1,8 +1,8 @@
 """Record the histories the replay test replays: one per library playbook example (first example).
 
 Run after a change to the interpreter that is *meant* to change command order (guarded by
-`workflow.patched`), never to paper over a non-deterministic change:
-    .venv/bin/python -m tests.histories.record
+`workflow.patched`), never to paper over a non-deterministic change, or with ids for new playbooks only:
+    .venv/bin/python -m tests.histories.record [PLAYBOOK_ID...]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent.parent / "playbooks"
 
 
-async def record() -> None:
+async def record(only: set[str]) -> None:
     with start_postgres(Path(tempfile.mkdtemp(prefix="pbrec-"))) as pg:
         await migrate(pg.dsn)
         store = await Store.open(pg.dsn, auto_register_orgs=True)
@@ -43,6 +43,8 @@ async def record() -> None:
         async with env, build_worker(env.client, store, task_queue="record"):
             client = PlaybookClient(env.client, task_queue="record")
             for playbook in load_library([LIBRARY]).playbooks.values():
+                if only and playbook.id not in only:
+                    continue
                 for example in playbook.examples[:1]:
                     outcome = await run_example(client, playbook, example, organization="org_recorded")
                     history = await client.handle(outcome.execution_id).fetch_history()
@@ -52,4 +54,4 @@ async def record() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    asyncio.run(record(set(sys.argv[1:])))
