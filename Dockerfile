@@ -11,6 +11,9 @@ WORKDIR /app
 # Code first, then the install: the package is the code (no separate requirements layer to keep in sync).
 COPY pyproject.toml README.md worker.py ./
 COPY model ./model
+COPY config ./config
+COPY store ./store
+COPY runtime ./runtime
 COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter

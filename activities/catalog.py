@@ -6,8 +6,7 @@ import logging
 from pathlib import Path
 
 from model import PlaybookError, load_library
-
-from .store import Store
+from store import Store
 
 log = logging.getLogger("playbook.catalog")
 

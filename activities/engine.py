@@ -11,9 +11,10 @@ from temporalio.client import Client
 
 from model import PlaybookError, load_playbook
 from model.execution import ExecutionUpdate, Prepared, PrepareRequest
+from model.status import ExecutionStatus
+from store import StepKey, Store
 
 from .errors import fail, user_facing
-from .store import StepAudit, StepKey, Store
 
 
 class EngineActivities:
@@ -42,7 +43,7 @@ class EngineActivities:
                 execution_id=req.execution_id,
                 playbook_id=playbook.id,
                 smart_code=playbook.smart_code,
-                status="running",
+                status=ExecutionStatus.running,
                 requested_by=req.requested_by,
             )
         return Prepared(organization_uuid=str(org), playbook=playbook)
@@ -55,8 +56,7 @@ class EngineActivities:
         async with user_facing():
             for line in update.lines:
                 key = StepKey(execution_id=update.execution_id, step_id=line.step_id, iteration=line.iteration)
-                audit = StepAudit.model_validate(line.model_dump(exclude={"step_id", "iteration"}))
-                await self.store.record_step(org, key, audit)
+                await self.store.record_step(org, key, line)
             await self.store.upsert_execution(
                 org,
                 execution_id=update.execution_id,

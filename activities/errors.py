@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
-from .store import StoreError, StoreUnavailable
+from store import StoreError, StoreUnavailable
 
 _TEMPLATE_BRANCH = "constrained-str"  # the "{{ template }}" member of unions such as `lines: list | template`
 

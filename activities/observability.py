@@ -224,11 +224,11 @@ def configure_logging(level: int = logging.INFO, env: Mapping[str, str] = os.env
         raise SystemExit(f"playbook: {exc}") from None
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
-    handler.addFilter(_business_failures_without_traceback)
+    handler.addFilter(business_failures_without_traceback)
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
-def _business_failures_without_traceback(record: logging.LogRecord) -> bool:
+def business_failures_without_traceback(record: logging.LogRecord) -> bool:
     """A step refused for a business reason (non-retryable) is one log line; a traceback is for real errors."""
     error = record.exc_info[1] if record.exc_info else None
     if isinstance(error, ApplicationError) and error.non_retryable:

@@ -21,10 +21,10 @@ import httpx
 from model.execution import StepRequest
 from model.masking import mask
 from model.steps import HttpWith, NotificationWith
+from store import Store
 
 from .errors import fail
-from .steps import _audit, _key, step_handler
-from .store import Store
+from .steps import step_audit, step_handler, step_key
 
 log = logging.getLogger("playbook.notification")
 MAX_BODY = 64 * 1024
@@ -72,7 +72,7 @@ async def http(store: Store, req: StepRequest) -> dict[str, Any]:
             raise RuntimeError(message)  # the service may recover: retried
         raise fail("HttpStatus", mask(message, req.secrets), status=response.status_code)
     output = {"status": response.status_code, "body": _body(response)}
-    await store.record_step(UUID(req.organization_uuid), _key(req), _audit(req, output=output))
+    await store.record_step(UUID(req.organization_uuid), step_key(req), step_audit(req, output=output))
     return output
 
 
@@ -96,7 +96,7 @@ async def notification(store: Store, req: StepRequest) -> dict[str, Any]:
         case "email":
             await asyncio.to_thread(_send_email, recipients, spec, message_id)
     output = {"delivered": True, "message_id": message_id, "channel": spec.channel, "to": recipients}
-    await store.record_step(UUID(req.organization_uuid), _key(req), _audit(req, output=output))
+    await store.record_step(UUID(req.organization_uuid), step_key(req), step_audit(req, output=output))
     return output
 
 

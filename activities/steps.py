@@ -12,16 +12,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 from temporalio import activity
 
 from model.execution import StepRequest
 from model.masking import mask
+from model.status import StepStatus
 from model.steps import EntityWith, RelationshipWith, TransactionWith
+from store import EntityWrite, RelationshipWrite, StepAudit, StepKey, Store, TransactionWrite
 
 from .errors import fail, user_facing
-from .store import EntityWrite, RelationshipWrite, StepAudit, StepKey, Store, TransactionWrite
 
 StepHandler = Callable[[Store, StepRequest], Awaitable[dict[str, Any]]]
 MAX_OUTPUT_BYTES = 32 * 1024
@@ -43,11 +45,13 @@ def step_handler(name: str, with_model: type[BaseModel] | None = None) -> Callab
     return register
 
 
-def _key(req: StepRequest) -> StepKey:
+def step_key(req: StepRequest) -> StepKey:
     return StepKey(execution_id=req.execution_id, step_id=req.step_id, iteration=req.iteration)
 
 
-def _audit(req: StepRequest, *, status: str = "completed", output: dict[str, Any] | None = None) -> StepAudit:
+def step_audit(
+    req: StepRequest, *, status: StepStatus = StepStatus.completed, output: dict[str, Any] | None = None
+) -> StepAudit:
     return StepAudit(
         step_type=req.step_type,
         status=status,
@@ -77,7 +81,7 @@ async def entity(store: Store, req: StepRequest) -> dict[str, Any]:
         fields={k: v for k, v in spec.fields.items() if v is not None},
         metadata=_business_metadata(req, spec.metadata),
     )
-    result = await store.write_entity(_org(req), _key(req), write, _audit(req))
+    result = await store.write_entity(_org(req), step_key(req), write, step_audit(req))
     return result.model_dump(mode="json")
 
 
@@ -92,7 +96,7 @@ async def transaction(store: Store, req: StepRequest) -> dict[str, Any]:
             "metadata": _business_metadata(req, spec.metadata),
         }
     )
-    result = await store.write_transaction(_org(req), _key(req), write, _audit(req))
+    result = await store.write_transaction(_org(req), step_key(req), write, step_audit(req))
     return {**result.model_dump(mode="json"), "total_amount": money(result.total_amount)}
 
 
@@ -106,7 +110,7 @@ async def relationship(store: Store, req: StepRequest) -> dict[str, Any]:
         smart_code=req.smart_code,
         metadata=_business_metadata(req, spec.metadata),
     )
-    result = await store.write_relationship(_org(req), _key(req), write, _audit(req))
+    result = await store.write_relationship(_org(req), step_key(req), write, step_audit(req))
     return result.model_dump(mode="json")
 
 
@@ -138,7 +142,8 @@ async def validation(store: Store, req: StepRequest) -> dict[str, Any]:
         if not await store.entity_exists(org, rule["entity_id"]):
             failures.append(rule["message"])
     output = {"passed": not failures, "failures": failures}
-    await store.record_step(org, _key(req), _audit(req, status="failed" if failures else "completed", output=output))
+    status = StepStatus.failed if failures else StepStatus.completed
+    await store.record_step(org, step_key(req), step_audit(req, status=status, output=output))
     if failures:
         raise fail(
             "ValidationFailed",
@@ -153,9 +158,7 @@ def money(amount: Decimal) -> str:
     return str(amount.quantize(Decimal("0.01")) if amount.as_tuple().exponent > -2 else amount)  # type: ignore[operator]
 
 
-def _org(req: StepRequest) -> Any:
-    from uuid import UUID
-
+def _org(req: StepRequest) -> UUID:
     return UUID(req.organization_uuid)
 
 

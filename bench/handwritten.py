@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from model.execution import ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest, StepRequest
+from model.status import ExecutionStatus
 
 RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
@@ -42,7 +43,8 @@ class HandWritten:
             "update_execution",
             ExecutionUpdate(
                 organization_uuid=prepared.organization_uuid, execution_id=info.workflow_id,
-                playbook_id=prepared.playbook.id, smart_code=prepared.playbook.smart_code, status="completed",
+                playbook_id=prepared.playbook.id, smart_code=prepared.playbook.smart_code,
+                status=ExecutionStatus.completed,
             ),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
         )  # fmt: skip

@@ -23,7 +23,7 @@ from uuid import UUID
 
 import asyncpg
 
-from activities.store import (
+from store import (
     EntityWrite,
     StepAudit,
     StepKey,

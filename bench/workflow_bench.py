@@ -23,13 +23,13 @@ from typing import Any
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.store import Store, migrate
-from activities.store.pgserver import start_postgres
 from bench.handwritten import HandWritten
 from model import search_attributes as sa
 from model.execution import ExecutionInput
 from starter.client import PlaybookClient
-from worker import build_worker
+from store import Store, migrate
+from store.pgserver import start_postgres
+from runtime.worker import build_worker
 
 
 def playbook(steps: int) -> dict[str, Any]:

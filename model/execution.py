@@ -11,12 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .audit import AuditLine
 from .playbook import Playbook
+from .status import ExecutionStatus, StepStatus
 
 WORKFLOW_NAME = "PlaybookWorkflow"
-EXECUTION_STATUSES = ("pending", "running", "paused", "completed", "failed", "cancelled")
-STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped", "cancelled")
-DONE = frozenset({"completed", "failed", "skipped", "cancelled"})
 
 
 class Wire(BaseModel):
@@ -36,17 +35,6 @@ class ExecutionInput(Wire):
     playbook: dict[str, Any] | None = Field(
         default=None, description="An inline definition instead of the catalog's."
     )
-
-
-class StepCompletion(Wire):
-    """`complete_step` signal / `submit_step` update argument."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
-
-    step_id: str = Field(min_length=1)
-    data: dict[str, Any] = Field(default_factory=dict)
-    completed_by: str | None = None
-    role: str | None = None
 
 
 class Rejection(Wire):
@@ -69,7 +57,7 @@ class StepView(Wire):
     id: str
     name: str
     type: str
-    status: str = "pending"
+    status: StepStatus = StepStatus.pending
     started_at: datetime | None = None
     finished_at: datetime | None = None
     attempts: int = 0
@@ -109,7 +97,7 @@ class StatusView(Wire):
     playbook_id: str
     version: int | None
     organization_id: str
-    status: str
+    status: ExecutionStatus
     progress: Progress
     steps: list[StepView]
     waiting_for: list[Waiting]
@@ -154,23 +142,6 @@ class StepResult(Wire):
     output: dict[str, Any] = Field(default_factory=dict)
 
 
-class AuditLine(Wire):
-    """A step's audit line written by the engine (steps without an activity of their own)."""
-
-    step_id: str
-    step_type: str
-    iteration: str = ""
-    status: str
-    smart_code: str | None = None
-    data: dict[str, Any] | None = None
-    output: Any = None
-    error: str | None = None
-    completed_by: str | None = None
-    attempts: int = 0
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
 class ExecutionUpdate(Wire):
     """The execution row's status, plus audit lines to write with it (all idempotent)."""
 
@@ -178,7 +149,7 @@ class ExecutionUpdate(Wire):
     execution_id: str
     playbook_id: str
     smart_code: str
-    status: str
+    status: ExecutionStatus
     error: str | None = None
     outputs: dict[str, Any] | None = None
     lines: list[AuditLine] = Field(default_factory=list)

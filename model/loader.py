@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from .playbook import Playbook
 from .problems import Group, PlaybookError, Problem
+from .steps import step_tag
 
 Path_ = tuple[str | int, ...]
 
@@ -173,8 +174,6 @@ _UNION_PARTS = frozenset({"int", "float", "str", "bool", "list", "dict", "none",
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
     """A pydantic error location as a path in the data (dropping union tags and validator names)."""
-    from .steps import _tag
-
     path: list[str | int] = []
     node = data
     for part in loc:
@@ -184,7 +183,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
             isinstance(node, list) and isinstance(part, int) and part < len(node)
         ):
             node = node[part]
-        elif isinstance(node, dict) and "type" in node and part == _tag(node):
+        elif isinstance(node, dict) and "type" in node and part == step_tag(node):
             continue
         else:
             node = None  # a missing or unknown field: keep its name for the message
@@ -192,7 +191,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
     return tuple(path)
 
 
-def _schema_message(err: Any) -> str:
+def schema_message(err: Any) -> str:
     ctx = err.get("ctx") or {}
     kind = err["type"]
     if kind == "missing":
@@ -234,7 +233,7 @@ def _schema_problems(doc: Document, exc: ValidationError) -> list[Problem]:
             if any(len(other) > len(path) and other[: len(path)] == path for other in paths):
                 continue
             alternatives.setdefault(path, []).append(_KINDS.get(member, member))
-        problems.setdefault(path, problem_at(doc, Group.schema, path, _schema_message(err)))
+        problems.setdefault(path, problem_at(doc, Group.schema, path, schema_message(err)))
     for path, kinds in alternatives.items():
         if len(kinds) > 1:
             value = _raw_value(doc.data, path)

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from .messages import StepCompletion
 from .scalars import Int
 from .steps import Condition, SmartCode, Step, Strict
 from .variables import Variable
@@ -44,15 +45,6 @@ class PlaybookStatus(StrEnum):
     deprecated = "deprecated"
 
 
-class Completion(Strict):
-    """A human step completed by an example, as a person would."""
-
-    step_id: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    role: str | None = None
-    completed_by: str | None = None
-
-
 class Expectation(Strict):
     status: str = Field(default="completed", pattern="^(completed|failed|cancelled)$")
     outputs: dict[str, Any] = Field(
@@ -67,7 +59,9 @@ class Example(Strict):
     name: str
     initial_data: dict[str, Any] = Field(default_factory=dict)
     requested_by: str | None = None
-    complete: list[Completion] = Field(default_factory=list)
+    complete: list[StepCompletion] = Field(
+        default_factory=list, description="Human steps completed, in order, as people would."
+    )
     expect: Expectation = Field(default_factory=Expectation)
 
 
@@ -88,16 +82,17 @@ class Playbook(Strict):
     outputs: dict[str, Any] = Field(default_factory=dict)
     success_criteria: list[Condition] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
+    _index: dict[str, Step] | None = PrivateAttr(default=None)
 
     def walk(self) -> Iterator[tuple[tuple[str | int, ...], Step]]:
         """Every step with its path in the file, nested and compensation steps included, in order."""
         yield from _walk(self.steps, ("steps",))
 
     def step(self, step_id: str) -> Step:
-        for _, step in self.walk():
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        """The step with this id, nested ones included (indexed once per definition)."""
+        if self._index is None:
+            self._index = {step.id: step for _, step in self.walk()}
+        return self._index[step_id]
 
     def sensitive_inputs(self) -> set[str]:
         return {name for name, spec in self.inputs.items() if spec.sensitive}

@@ -15,23 +15,14 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from . import expressions
-from .execution import (
-    Approval,
-    AuditLine,
-    ExecutionInput,
-    Prepared,
-    Progress,
-    Rejection,
-    StatusView,
-    StepCompletion,
-    StepView,
-    Waiting,
-    Wire,
-)
+from .audit import AuditLine
+from .execution import Approval, ExecutionInput, Prepared, Progress, Rejection, StatusView, StepView, Waiting, Wire
+from .forms import completion_signal
 from .masking import mask, secret_forms
+from .messages import StepCompletion
 from .playbook import Playbook
-from .progress import completion_signal
-from .steps import Step
+from .status import PASSED, ExecutionStatus, StepStatus
+from .steps import ApprovalStep, HumanStep, Step
 from .variables import json_schema, validate_values
 
 
@@ -82,7 +73,7 @@ class RunState(Wire):
     input: ExecutionInput
     prepared: Prepared | None = None
     started_at: datetime | None = None
-    status: str = "pending"
+    status: ExecutionStatus = ExecutionStatus.pending
     inputs: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepView] = Field(default_factory=dict)
     vars: dict[str, Any] = Field(default_factory=dict)
@@ -107,6 +98,12 @@ class RunState(Wire):
     def playbook(self) -> Playbook:
         assert self.prepared is not None, "the definition is resolved before any step runs"
         return self.prepared.playbook
+
+    def people_step(self, view_id: str) -> HumanStep | ApprovalStep:
+        """The human or approval step behind a waiting entry (only those ever wait for people)."""
+        step = self.playbook.step(definition_id(view_id))
+        assert isinstance(step, HumanStep | ApprovalStep), f"{view_id} is a {step.type} step"
+        return step
 
     def masked(self, value: Any) -> Any:
         """A copy of value with every sensitive value replaced by ***."""
@@ -159,7 +156,7 @@ class RunState(Wire):
         """The `status` query's answer, masked."""
         playbook = self.prepared.playbook if self.prepared else None
         views = list(self.steps.values())
-        done = sum(v.status in ("completed", "skipped") for v in views)
+        done = sum(v.status in PASSED for v in views)
         view = StatusView(
             execution_id=execution_id,
             playbook_id=playbook.id if playbook else self.input.playbook_id,
@@ -183,9 +180,9 @@ class RunState(Wire):
         return [self._waiting_view(w, execution_id) for w in self.waiting.values() if not w.decided]
 
     def _waiting_view(self, waiting: WaitState, execution_id: str) -> Waiting:
-        step = self.playbook.step(definition_id(waiting.step_id))
+        step = self.people_step(waiting.step_id)
         spec = step.with_
-        instructions = spec.instructions  # type: ignore[union-attr]
+        instructions = spec.instructions
         if instructions:
             prefix = waiting.step_id[: -len(step.id)]
             try:
@@ -198,22 +195,22 @@ class RunState(Wire):
             type=step.type,
             assignee_role=waiting.role,
             instructions=instructions,
-            form=json_schema(spec.form),  # type: ignore[union-attr]
+            form=json_schema(spec.form),
             deadline=waiting.deadline,
             approvals=waiting.approvals,
-            approvals_required=getattr(spec, "approvals_required", 1),
+            approvals_required=step.with_.approvals_required if isinstance(step, ApprovalStep) else 1,
             escalations=waiting.escalations,
-            example=completion_signal(waiting.step_id, waiting.role, spec.form),  # type: ignore[union-attr]
+            example=completion_signal(waiting.step_id, waiting.role, spec.form),
         )
 
     # ------------------------------------------------------------------ changing
-    def set_status(self, step_id: str, status: str, *, now: datetime, reason: str | None = None,
+    def set_status(self, step_id: str, status: StepStatus, *, now: datetime, reason: str | None = None,
                    record: bool = True) -> None:  # fmt: skip
         """Move a step to a status; unless its own activity wrote it, queue its audit line."""
         view = self.steps[step_id]
         view.status = status
         view.finished_at = now
-        if reason and status in ("failed", "skipped", "cancelled"):
+        if reason and status in (StepStatus.failed, StepStatus.skipped, StepStatus.cancelled):
             view.error = self.masked(reason)
         if record:
             definition, iteration = split_view_id(step_id)
@@ -243,12 +240,12 @@ class RunState(Wire):
         if waiting.role and completion.role != waiting.role:
             given = f"role {completion.role!r}" if completion.role else "no role"
             raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
-        step = self.playbook.step(definition_id(completion.step_id))
-        checked = validate_values(step.with_.form, completion.data)  # type: ignore[union-attr]
+        step = self.people_step(completion.step_id)
+        checked = validate_values(step.with_.form, completion.data)
         if checked.errors:
             raise Rejected("invalid data: " + "; ".join(str(e) for e in checked.errors))
-        if step.type == "approval":
-            required = step.with_.approvals_required  # type: ignore[union-attr]
+        if isinstance(step, ApprovalStep):
+            required = step.with_.approvals_required
             if required > 1 and not completion.completed_by:
                 raise Rejected(f"step {step.id} needs {required} distinct approvers: completed_by is required")
             if completion.completed_by and any(a.completed_by == completion.completed_by for a in waiting.approvals):
@@ -258,18 +255,18 @@ class RunState(Wire):
     def apply_completion(self, completion: StepCompletion, data: dict[str, Any], *, now: datetime) -> None:
         """Record a checked completion; the step is decided when its approvals are in (or one rejects)."""
         waiting = self.waiting[completion.step_id]
-        step = self.playbook.step(definition_id(completion.step_id))
-        sensitive = {n for n, spec in step.with_.form.items() if spec.sensitive}  # type: ignore[union-attr]
+        step = self.people_step(completion.step_id)
+        sensitive = {n for n, spec in step.with_.form.items() if spec.sensitive}
         self.secrets = sorted(set(self.secrets).union(*(secret_forms(data.get(n)) for n in sensitive)))
         waiting.data, waiting.completed_by = data, completion.completed_by
-        if step.type != "approval":
+        if not isinstance(step, ApprovalStep):
             waiting.decided = True
             return
         approval = Approval(
             approved=data["approved"], completed_by=completion.completed_by, comment=data.get("comment"), at=now
         )
         waiting.approvals.append(approval)
-        required = step.with_.approvals_required  # type: ignore[union-attr]
+        required = step.with_.approvals_required
         waiting.decided = not approval.approved or len(waiting.approvals) >= required
 
     def reject(self, raw: Any, reason: str, *, now: datetime) -> None:

@@ -418,7 +418,8 @@ class CustomStep(StepBase):
         return value
 
 
-def _tag(value: Any) -> str:
+def step_tag(value: Any) -> str:
+    """The union member a step belongs to: its type, `http` for the aliases, `custom` for registered types."""
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     if kind in HTTP_ALIASES:
         return "http"
@@ -442,7 +443,7 @@ Step = Annotated[
     | Annotated[NotificationStep, Tag("notification")]
     | Annotated[HttpStep, Tag("http")]
     | Annotated[CustomStep, Tag("custom")],
-    Discriminator(_tag),
+    Discriminator(step_tag),
 ]
 """Any step, chosen by its ``type``."""
 

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import expressions
-from .loader import Document, _schema_message, parse_playbook, playbook_files, problem_at, read_document
-from .playbook import Completion, Playbook
+from .loader import Document, parse_playbook, playbook_files, problem_at, read_document, schema_message
+from .messages import StepCompletion
+from .playbook import Playbook
 from .problems import Group, PlaybookError, Problem
 from .steps import PEOPLE_TYPES, CustomStep, Step, registered_step_types
 from .variables import validate_values
@@ -172,7 +173,7 @@ class _Checker:
                         if expressions.is_template(err["input"]):
                             continue  # a template's value is known when the step runs; its activity checks it
                         where = (*path, "with", *(p for p in err["loc"] if isinstance(p, str | int)))
-                        self.report(Group.schema, where, _schema_message(err))
+                        self.report(Group.schema, where, schema_message(err))
 
     def check_examples(self) -> None:
         pb = self.playbook
@@ -183,7 +184,7 @@ class _Checker:
             for position, completion in enumerate(example.complete):
                 self.check_completion((*path, "complete", position), completion)
 
-    def check_completion(self, where: Path_, completion: Completion) -> None:
+    def check_completion(self, where: Path_, completion: StepCompletion) -> None:
         """An example's completion must be one a person could really send: right step, role and data."""
         target = self.placed.get(completion.step_id)
         if target is None:

@@ -9,18 +9,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from config import Settings
 from model import Playbook, PlaybookError, load_library, load_playbook
 from model.graph import mermaid
 
 from .commands import register_runtime_commands
-from .config import Settings
 from .docs import load_valid_library, markdown_table, ordered, playbook_row
 from .operations import register as register_operations
+from .plumbing import UserError
 from .testing import register as register_authoring_commands
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
 
 
 def _find(settings: Settings, ident: str) -> Playbook:

@@ -7,12 +7,11 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from config import Settings, connect
 from model import search_attributes as sa
-from model.execution import WORKFLOW_NAME, ExecutionInput, StatusView, StepCompletion
-
-from .config import Settings
+from model.execution import WORKFLOW_NAME, ExecutionInput, StatusView
+from model.messages import StepCompletion
 
 
 class StepRejected(Exception):
@@ -28,11 +27,7 @@ class PlaybookClient:
 
     @classmethod
     async def connect(cls, settings: Settings) -> PlaybookClient:
-        client = await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
-        )
+        client = await connect(settings)
         return cls(client, task_queue=settings.task_queue)
 
     async def start(

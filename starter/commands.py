@@ -12,62 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.service import RPCError
-
-from model.execution import DONE, StatusView, StepView
+from config import Settings
+from model.execution import StatusView, StepView
+from model.status import DONE, ENDED
 
 from .client import PlaybookClient, StepRejected
-from .config import Settings
-
-Add = Callable[..., argparse.ArgumentParser]
-
-
-def _json_arg(text: str) -> dict[str, Any]:
-    from .cli import UserError
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--data: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise UserError('--data: must be a JSON object, e.g. \'{"name": "Acme"}\'')
-    return value
-
-
-def _run_async(fn: Callable[..., Any]) -> Callable[[argparse.Namespace, Settings], int]:
-    """Run an async command; Temporal's connection errors become one line."""
-
-    def command(args: argparse.Namespace, settings: Settings) -> int:
-        from .cli import UserError
-
-        try:
-            code: int = asyncio.run(fn(args, settings))
-        except RPCError as exc:
-            raise UserError(f"Temporal: {exc.message}") from None
-        except RuntimeError as exc:
-            if "connect" in str(exc).lower():
-                raise UserError(
-                    f"cannot reach Temporal at {settings.temporal_address} (is `playbook dev` running?)"
-                ) from None
-            raise
-        return code
-
-    return command
-
-
-def format_duration(seconds: float | None) -> str:
-    """A short duration for tables: ``0.05s``, ``12.5s``, ``3m07s``, ``2h05m``, ``3d04h``; ``-`` for none."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
-        if whole >= size:
-            return f"{whole // size}{unit}{(whole % size) // sub_size:02d}{sub}"
-    return f"{whole // 60}m{whole % 60:02d}s"
+from .plumbing import Add, UserError, format_duration, json_arg, run_async
 
 
 def _took(step: StepView, now: datetime) -> str:
@@ -135,7 +85,7 @@ def render_status(status: StatusView, *, now: datetime | None = None) -> str:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    data = _json_arg(args.data)
+    data = json_arg(args.data)
     client = await PlaybookClient.connect(settings)
     handle = await client.start(
         args.id, organization=args.org, data=data, requested_by=args.requested_by or os.environ.get("USER")
@@ -159,7 +109,7 @@ async def _follow(client: PlaybookClient, execution_id: str) -> int:
                 shown[step.id] = step.status
                 print(_step_line(step, width, now), flush=True)
         progress = f"{status.progress.completed}/{status.progress.total} steps ({status.progress.percent}%)"
-        if status.status in ("completed", "failed", "cancelled"):
+        if status.status in ENDED:
             print(f"{status.status.upper()}  {progress}")
             if status.error:
                 print(f"error: {status.error}")
@@ -181,9 +131,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_complete(args: argparse.Namespace, settings: Settings) -> int:
-    from .cli import UserError
-
-    data = _json_arg(args.data)
+    data = json_arg(args.data)
     client = await PlaybookClient.connect(settings)
     try:
         await client.complete(
@@ -207,7 +155,7 @@ def _control(name: str) -> Callable[[argparse.Namespace, Settings], Any]:
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from activities.observability import configure_logging
-    from worker import run_worker
+    from runtime.worker import run_worker
 
     configure_logging(logging.INFO)
     await run_worker(settings)
@@ -226,21 +174,21 @@ async def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register_runtime_commands(add: Add) -> None:
-    p = add("dev", _run_async(cmd_dev), "run everything locally: Temporal + Web UI, Postgres, worker")
+    p = add("dev", run_async(cmd_dev), "run everything locally: Temporal + Web UI, Postgres, worker")
     p.add_argument("--state-dir", default=".local", help="where Temporal and Postgres keep their data")
     p.add_argument("--port", type=int, default=7233, help="Temporal frontend port")
     p.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
-    add("worker", _run_async(cmd_worker), "run a worker (configured by the environment)")
-    p = add("run", _run_async(cmd_run), "start a playbook")
+    add("worker", run_async(cmd_worker), "run a worker (configured by the environment)")
+    p = add("run", run_async(cmd_run), "start a playbook")
     p.add_argument("id", metavar="ID")
     p.add_argument("--org", required=True, help="organization code (org_123) or uuid")
     p.add_argument("--data", default="{}", help="the inputs, as a JSON object")
     p.add_argument("--requested-by", help="who asks (default: $USER)")
     p.add_argument("--wait", action="store_true", help="follow progress until done or a person is needed")
-    p = add("status", _run_async(cmd_status), "show an execution's progress")
+    p = add("status", run_async(cmd_status), "show an execution's progress")
     p.add_argument("execution_id", metavar="EXEC_ID")
     p.add_argument("--json", action="store_true", help="the raw status query")
-    p = add("complete", _run_async(cmd_complete), "complete a waiting human or approval step")
+    p = add("complete", run_async(cmd_complete), "complete a waiting human or approval step")
     p.add_argument("execution_id", metavar="EXEC_ID")
     p.add_argument("step_id", metavar="STEP_ID")
     p.add_argument("--data", default="{}", help="the form's data, as a JSON object")
@@ -251,7 +199,7 @@ def register_runtime_commands(add: Add) -> None:
         ("resume", "continue a paused execution"),
         ("cancel", "stop and compensate"),
     ):
-        p = add(name, _run_async(_control(name)), text)
+        p = add(name, run_async(_control(name)), text)
         p.add_argument("execution_id", metavar="EXEC_ID")
         p.add_argument("--reason")
 

@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from config import Settings, connect
 from model import search_attributes as sa
-
-from .config import Settings
 
 DEMO = '{"customer_name": "Acme Corp", "email": "ops@acme.example", "tax_id": "DE123456789"}'
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
@@ -56,8 +55,6 @@ def psql_command(dsn: str) -> str | None:
 
 
 async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes], log: Path) -> None:
-    from worker import connect
-
     for _ in range(120):
         if process.poll() is not None:
             raise SystemExit(f"playbook dev: the Temporal server exited (code {process.returncode}); see {log}")
@@ -69,8 +66,8 @@ async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes]
 
 
 async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: int) -> None:
-    from activities.store.pgserver import start_postgres
-    from worker import run_worker
+    from store.pgserver import start_postgres
+    from runtime.worker import run_worker
 
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env(temporal_address=f"localhost:{port}", auto_register_orgs=True)

@@ -12,19 +12,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from config import Settings
 from model import Library, Playbook, load_library
 from model.graph import mermaid
 from model.steps import PEOPLE_TYPES
 
-from .config import Settings
+from .plumbing import UserError
 
 REGENERATE = "playbook docs -o playbooks/README.md"
 
 
 def load_valid_library(settings: Settings) -> Library:
     """The library of PLAYBOOKS_DIR; a library with problems is refused in one line."""
-    from .cli import UserError
-
     library = load_library([settings.playbooks_dir])
     if library.problems:
         raise UserError(

@@ -25,12 +25,12 @@ from temporalio.service import RPCError
 
 from model import Example, Playbook
 from model.execution import StatusView
+from model.status import ENDED, StepStatus
 
 from .client import PlaybookClient, StepRejected
 
 GROUP_TYPES = frozenset({"parallel", "sequential", "foreach", "switch"})
 """Step types that are `running` while their sub-steps run: they say nothing about progress themselves."""
-ENDED = frozenset({"completed", "failed", "cancelled"})
 FIRST_POLL, LAST_POLL = 0.05, 0.5
 """Status polling starts fast (most steps take milliseconds) and slows down for long ones."""
 _MISSING = object()
@@ -180,7 +180,7 @@ class _Watch:
 
 def _activity(status: StatusView) -> str:
     """What an execution is doing, for a message: its status, running steps and waiting steps."""
-    running = [s.id for s in status.steps if s.status == "running" and s.type not in GROUP_TYPES]
+    running = [s.id for s in status.steps if s.status == StepStatus.running and s.type not in GROUP_TYPES]
     waiting = [w.step_id for w in status.waiting_for]
     parts = [f"execution {status.status}"]
     if running:
@@ -214,7 +214,7 @@ async def _until_waiting(watch: _Watch, step_id: str, where: str) -> None:
         if view.status in ENDED:
             return f"step {step_id} is already {view.status}{reason}, not waiting for a person"
         others = watch.unattended(status, {step_id})
-        moving = any(s.status == "running" and s.type not in GROUP_TYPES for s in status.steps)
+        moving = any(s.status == StepStatus.running and s.type not in GROUP_TYPES for s in status.steps)
         if others and not moving:
             return f"step {step_id} is {view.status}; the execution waits for {', '.join(others)} instead"
         return None

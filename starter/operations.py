@@ -27,14 +27,13 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
-from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.store import Store, StoreError
+from config import Settings, connect
 from model import search_attributes as sa
+from store import Store, StoreError
 
-from .commands import Add, _run_async, format_duration
-from .config import Settings
+from .plumbing import Add, UserError, format_duration, run_async
 
 __all__ = ["ExecutionStats", "StepStats", "ensure_setup", "playbook_stats", "register", "render_stats"]
 
@@ -57,8 +56,6 @@ async def _retrying(
     transient: tuple[RPCStatusCode, ...] = (RPCStatusCode.UNAVAILABLE,),
 ) -> _T:
     """`call()` again every second while it fails transiently, until `deadline` (time.monotonic())."""
-    from .cli import UserError
-
     while True:
         try:
             return await call()
@@ -77,13 +74,11 @@ async def ensure_setup(settings: Settings, *, wait: float = 30, retention: timed
     Waits up to `wait` seconds for the server (and for a new namespace to become visible). A search
     attribute already registered with the wrong type is an error: filters on it would not work.
     """
-    from .cli import UserError
-
     deadline = time.monotonic() + wait
     namespace = settings.temporal_namespace
     client = await _retrying(
         deadline, f"cannot reach Temporal at {settings.temporal_address}",
-        lambda: Client.connect(settings.temporal_address, namespace=namespace),
+        lambda: connect(settings),
     )  # fmt: skip
     report = []
     try:
@@ -245,13 +240,11 @@ def render_stats(report: list[ExecutionStats]) -> str:
 
 def _database_url(settings: Settings, state_dir: Path) -> tuple[str, Callable[[], None]]:
     """DATABASE_URL, else the Postgres of `playbook dev` (found running, or started for this command)."""
-    from .cli import UserError
-
     if settings.database_url:
         return settings.database_url, lambda: None
     if not (state_dir / "postgres" / "pgdata" / "PG_VERSION").exists():
         raise UserError(f"no database: set DATABASE_URL, or run `playbook dev` first (it keeps one in {state_dir})")
-    from activities.store.pgserver import start_postgres
+    from store.pgserver import start_postgres
 
     server = start_postgres(state_dir / "postgres")  # left running if `playbook dev` runs it
     return server.dsn, server.stop
@@ -259,8 +252,6 @@ def _database_url(settings: Settings, state_dir: Path) -> tuple[str, Callable[[]
 
 async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """`playbook stats`: per-playbook figures of one organization, or of all."""
-    from .cli import UserError
-
     dsn, stop = _database_url(settings, Path(args.state_dir))
     try:
         async with await Store.open(dsn) as store:
@@ -281,7 +272,7 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(add: Add) -> None:
     """Add `setup` and `stats` to the CLI."""
-    p = add("setup", _run_async(cmd_setup), "prepare a Temporal cluster: namespace and search attributes")
+    p = add("setup", run_async(cmd_setup), "prepare a Temporal cluster: namespace and search attributes")
     p.add_argument(
         "--wait",
         type=float,
@@ -298,7 +289,7 @@ def register(add: Add) -> None:
     )
     p = add(
         "stats",
-        _run_async(cmd_stats),
+        run_async(cmd_stats),
         "per-playbook executions, success rate, median and p95 durations per step (from Postgres)",
     )
     p.add_argument("--org", help="one organization (code or uuid); default: every organization")

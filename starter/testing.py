@@ -15,13 +15,13 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
+from config import Settings
 from model import Library, Playbook, load_library
 
 from .client import PlaybookClient
-from .commands import Add, _run_async
-from .config import Settings
 from .docs import cmd_docs
 from .examples import Case, ExampleOutcome, run_examples
+from .plumbing import Add, UserError, run_async
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -35,7 +35,7 @@ def _positive(text: str) -> int:
 
 def register(add: Add) -> None:
     """Add the authoring commands: `test` (run examples) and `docs` (the library's README)."""
-    p = add("test", _run_async(cmd_test), "run playbooks' examples against the running stack; exit 0 if all pass")
+    p = add("test", run_async(cmd_test), "run playbooks' examples against the running stack; exit 0 if all pass")
     p.add_argument(
         "targets", nargs="*", metavar="ID|PATH", help="playbook ids, files or folders (default: the whole library)"
     )
@@ -60,8 +60,6 @@ class _Selection:
 
 
 def _select(args: argparse.Namespace, settings: Settings) -> _Selection:
-    from .cli import UserError
-
     selection = _Selection()
     library: Library | None = None
     if not args.targets:
@@ -97,8 +95,6 @@ def _select(args: argparse.Namespace, settings: Settings) -> _Selection:
 
 async def _check_worker(client: PlaybookClient, settings: Settings) -> None:
     """Refuse at once when no worker serves the task queue: every example would just time out."""
-    from .cli import UserError
-
     described = await client.client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.client.namespace,
@@ -115,8 +111,6 @@ async def _check_worker(client: PlaybookClient, settings: Settings) -> None:
 
 async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     """Run the selected examples; print a line per example and a summary; 0 only if every one passed."""
-    from .cli import UserError
-
     selection = _select(args, settings)
     cases: list[Case] = []
     for playbook, inline in selection.playbooks.values():

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from activities.store import PgServer, Store, migrate, start_postgres
+from store import PgServer, Store, migrate, start_postgres
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 
 from model import search_attributes as sa
 from starter.client import PlaybookClient
-from worker import build_worker
+from runtime.worker import build_worker
 
 
 def _binary(name: str) -> str:

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from activities.observability import LOG_FORMAT_ENV, METRICS_PORT_ENV, StructuredFormatter, metrics_address
+from config import Settings
 from starter.cli import build_parser
-from starter.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

@@ -7,7 +7,7 @@ import sys
 
 from temporalio.exceptions import ApplicationError
 
-from activities.observability import StructuredFormatter, _business_failures_without_traceback
+from activities.observability import StructuredFormatter, business_failures_without_traceback
 
 
 def record_for(error: BaseException) -> logging.LogRecord:
@@ -23,7 +23,7 @@ def test_a_business_refusal_is_logged_in_one_line() -> None:
     record = record_for(
         ApplicationError("validation failed: 100% over budget", type="ValidationFailed", non_retryable=True)
     )
-    assert _business_failures_without_traceback(record)
+    assert business_failures_without_traceback(record)
     text = StructuredFormatter("text").format(record)
     assert "Traceback" not in text and "\n" not in text.strip()
     assert "ValidationFailed: validation failed: 100% over budget" in text
@@ -31,5 +31,5 @@ def test_a_business_refusal_is_logged_in_one_line() -> None:
 
 def test_a_real_error_keeps_its_traceback() -> None:
     record = record_for(RuntimeError("database went away"))
-    assert _business_failures_without_traceback(record)
+    assert business_failures_without_traceback(record)
     assert "Traceback" in StructuredFormatter("text").format(record)

@@ -18,9 +18,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from config import Settings
 from model import search_attributes as sa
 from starter.client import PlaybookClient
-from starter.config import Settings
 from starter.operations import ensure_setup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ async def test_setup_creates_the_namespace_and_registers_the_attributes_once(tem
 
 
 async def test_setup_refuses_an_attribute_of_another_type(temporal: WorkflowEnvironment) -> None:
-    from starter.cli import UserError
+    from starter.plumbing import UserError
 
     namespace = f"setup-{uuid.uuid4().hex[:8]}"
     service = temporal.client.workflow_service

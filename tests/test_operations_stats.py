@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from activities.store import StepAudit, StepKey, Store
 from starter.operations import ExecutionStats, playbook_stats, render_stats
+from store import StepAudit, StepKey, Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK = "stats.known.v1"

@@ -9,7 +9,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from worker import workflow_runner
+from runtime.worker import workflow_runner
 from workflows import PlaybookWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))

@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from activities.store import (
+from store import (
     EntityWrite,
     InvalidWrite,
     RelationshipWrite,

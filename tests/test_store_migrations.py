@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from activities.store import MigrationError, migrate
-from activities.store.migrate import MIGRATION_LOCK_KEY, migration_files
+from store import MigrationError, migrate
+from store.migrate import MIGRATION_LOCK_KEY, migration_files
 
 TABLES = {
     "core_organizations", "core_entities", "core_dynamic_data", "core_relationships",
@@ -57,7 +57,7 @@ async def test_two_processes_migrating_at_once_apply_each_file_once(empty_dsn: s
         await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "activities.store.migrate", empty_dsn, cwd=REPO,
+                sys.executable, "-m", "store.migrate", empty_dsn, cwd=REPO,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             )
             for _ in range(2)

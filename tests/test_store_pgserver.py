@@ -13,8 +13,8 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from activities.store import StepAudit, StepKey, Store, StoreUnavailable, migrate, start_postgres
-from activities.store.pgserver import PgServer
+from store import StepAudit, StepKey, Store, StoreUnavailable, migrate, start_postgres
+from store.pgserver import PgServer
 from tests.fixtures_pg import new_execution
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from activities.store import (
+from store import (
     ENGINE_ROLE,
     PLATFORM_ORG_ID,
     EntityWrite,

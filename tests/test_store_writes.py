@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from activities.store import (
+from store import (
     EntityResult,
     EntityWrite,
     ExecutionNotFound,

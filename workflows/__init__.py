@@ -1,5 +1,6 @@
 """The one generic interpreter of playbooks on Temporal."""
 
-from .playbook import HANDLERS, PlaybookWorkflow, RunState, handles
+from .dispatch import HANDLERS, handles
+from .playbook import PlaybookWorkflow
 
-__all__ = ["HANDLERS", "PlaybookWorkflow", "RunState", "handles"]
+__all__ = ["HANDLERS", "PlaybookWorkflow", "handles"]

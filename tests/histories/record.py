@@ -17,13 +17,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.catalog import sync_catalog
-from activities.store import Store, migrate
-from activities.store.pgserver import start_postgres
 from model import load_library
 from model import search_attributes as sa
 from starter.client import PlaybookClient
 from starter.examples import run_example
-from worker import build_worker
+from store import Store, migrate
+from store.pgserver import start_postgres
+from runtime.worker import build_worker
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent.parent / "playbooks"

@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC §5), read once by the CLI, the worker and `playbook dev`."""
+"""Settings from the environment (SPEC §5), read once by the CLI, the worker, the gateway and `playbook dev`."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Files ``migrations/NNNN_name.sql`` run in name order, each in its own transactio
 workers starting together take turns: the first applies, the others find nothing left to do. A
 recorded file whose content has changed is an error (ship a new migration instead).
 
-``python -m activities.store.migrate [DSN]`` applies them (DSN defaults to ``DATABASE_URL``) and prints
+``python -m store.migrate [DSN]`` applies them (DSN defaults to ``DATABASE_URL``) and prints
 the names applied as a JSON list.
 """
 
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> int:
     """Command line: apply migrations to argv[0] or DATABASE_URL, print the applied names."""
     dsn = argv[0] if argv else os.environ.get("DATABASE_URL")
     if not dsn:
-        print("usage: python -m activities.store.migrate DSN (or set DATABASE_URL)", file=sys.stderr)
+        print("usage: python -m store.migrate DSN (or set DATABASE_URL)", file=sys.stderr)
         return 2
     try:
         print(json.dumps(asyncio.run(migrate(dsn))))

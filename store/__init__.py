@@ -1,30 +1,27 @@
 """Postgres store of the playbook engine: the universal tables, their migrations, a dev/test server.
 
-Pure database code (asyncpg, pydantic): the activities layer wraps it for Temporal.
+Pure database code (asyncpg, pydantic) on top of the model package: the activities wrap it for Temporal,
+and the CLI and the benchmarks use it on their own.
 """
 
+from model.audit import StepAudit
+
+from .connection import ENGINE_ROLE
+from .errors import ExecutionNotFound, InvalidWrite, StoreError, StoreUnavailable, UnknownOrganization
 from .migrate import MigrationError, migrate
 from .pgserver import PgServer, start_postgres
-from .store import (
-    ENGINE_ROLE,
-    PLATFORM_ORG_ID,
+from .records import (
     EntityRecord,
     EntityResult,
     EntityWrite,
-    ExecutionNotFound,
-    InvalidWrite,
     RelationshipResult,
     RelationshipWrite,
-    StepAudit,
     StepKey,
-    Store,
-    StoreError,
-    StoreUnavailable,
     TransactionLineWrite,
     TransactionResult,
     TransactionWrite,
-    UnknownOrganization,
 )
+from .store import PLATFORM_ORG_ID, Store
 
 __all__ = [
     "ENGINE_ROLE",

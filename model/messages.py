@@ -1,0 +1,18 @@
+"""The messages people and services send to an execution: a step completion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StepCompletion(BaseModel):
+    """The `complete_step` signal / `submit_step` update argument; also one completion of an example."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    step_id: str = Field(min_length=1, description="The waiting step (in a foreach: `<foreach id>[<index>].<sub id>`).")
+    data: dict[str, Any] = Field(default_factory=dict, description="The form's values.")
+    completed_by: str | None = Field(default=None, description="Who completed it.")
+    role: str | None = Field(default=None, description="The role the person acts in.")

@@ -1,0 +1,110 @@
+"""A worker: migrations and catalog sync once, then PlaybookWorkflow and its activities until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.runtime import Runtime
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+import activities.outside  # noqa: F401  (registers the http and notification step types)
+from activities.catalog import sync_catalog
+from activities.engine import EngineActivities
+from activities.observability import StepTelemetry, configure_logging, metrics_address, metrics_runtime
+from activities.steps import StepActivities
+from config import Settings, connect
+from model.execution import StepRequest
+from store import Store
+from workflows import PlaybookWorkflow
+
+log = logging.getLogger("playbook.worker")
+
+# deterministic, pure libraries shared with workflow code instead of re-imported per run
+PASSTHROUGH = ("model", "jinja2", "markupsafe", "pydantic", "pydantic_core", "annotated_types", "yaml")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox PlaybookWorkflow runs in (workers and replayers alike)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+    )
+
+
+def build_worker(
+    client: Client,
+    store: Store,
+    *,
+    task_queue: str,
+    after_write: Callable[[StepRequest], Awaitable[None] | None] | None = None,
+    extra_workflows: Sequence[type] = (),
+    **options: Any,
+) -> Worker:
+    """A worker for PlaybookWorkflow and every registered step activity on one task queue.
+
+    Step activities are counted, timed and logged (`StepTelemetry`) through the client's runtime: with a
+    Prometheus runtime (see `connect`) the step metrics appear beside the SDK's own.
+    """
+    engine = EngineActivities(store, client)
+    steps = StepActivities(store, after_write=after_write)
+    runtime = client.service_client.config.runtime or Runtime.default()
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PlaybookWorkflow, *extra_workflows],
+        activities=[*engine.activities(), *steps.activities()],
+        workflow_runner=workflow_runner(),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+        interceptors=[StepTelemetry(runtime.metric_meter)],
+        **options,
+    )
+
+
+async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = None) -> None:
+    """Migrate, sync the catalog and serve until SIGINT/SIGTERM; in-flight activities finish first.
+
+    With ``PLAYBOOK_METRICS_PORT`` set, Prometheus metrics are served on that port (activities.observability).
+    """
+    if not settings.database_url:
+        raise SystemExit("playbook worker: DATABASE_URL is not set (playbook dev starts a database for you)")
+    try:
+        bind = metrics_address()
+        # One runtime per process: it owns the metrics port (a port in use fails here, before any work).
+        runtime = metrics_runtime(bind) if bind else None
+    except ValueError as exc:
+        raise SystemExit(f"playbook worker: {exc}") from None
+    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
+    try:
+        count = await sync_catalog(store, settings.playbooks_dir)
+        client = await connect(settings, runtime=runtime)
+        if bind:
+            log.info("metrics on http://%s/metrics", bind)
+        worker = build_worker(client, store, task_queue=settings.task_queue)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info("worker on task queue %r: %d playbooks in the catalog", settings.task_queue, count)
+            if ready:
+                ready()
+            await stop.wait()
+            log.info("shutting down: waiting for in-flight activities")
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    """`python worker.py`: a worker configured by the environment, logging as PLAYBOOK_LOG_FORMAT says."""
+    configure_logging(logging.INFO)
+    asyncio.run(run_worker(Settings.from_env()))
+
+
+if __name__ == "__main__":
+    main()
