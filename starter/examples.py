@@ -263,6 +263,7 @@ async def run_example(
     organization: str | None = None,
     inline: bool = False,
     timeout: float = 60.0,
+    workflow_id: str | None = None,
 ) -> ExampleOutcome:
     """Start the example, complete its human steps as written, and compare status, outputs and error.
 
@@ -274,7 +275,8 @@ async def run_example(
     started = loop.time()
     outcome = ExampleOutcome(playbook.id, example.name)
     try:
-        await _drive(client, playbook, example, outcome, organization, inline, started + timeout, timeout)
+        await _drive(client, playbook, example, outcome, organization, inline, started + timeout, timeout,
+                     workflow_id)  # fmt: skip
     except _Stop as stop:
         outcome.differences.append(stop.difference)
     outcome.seconds = loop.time() - started
@@ -282,7 +284,8 @@ async def run_example(
 
 
 async def _drive(client: PlaybookClient, playbook: Playbook, example: Example, outcome: ExampleOutcome,
-                 organization: str | None, inline: bool, deadline: float, timeout: float) -> None:  # fmt: skip
+                 organization: str | None, inline: bool, deadline: float, timeout: float,
+                 workflow_id: str | None = None) -> None:  # fmt: skip
     definition = playbook.model_dump(mode="json", by_alias=True, exclude_none=True) if inline else None
     try:
         handle = await client.start(
@@ -291,6 +294,7 @@ async def _drive(client: PlaybookClient, playbook: Playbook, example: Example, o
             data=example.initial_data,
             requested_by=example.requested_by or "playbook-test",
             playbook=definition,
+            workflow_id=workflow_id,
         )
     except RPCError as exc:
         raise _Stop(Difference("start", note=f"Temporal refused to start it: {exc.message}")) from None

@@ -46,7 +46,10 @@ async def record(only: set[str]) -> None:
                 if only and playbook.id not in only:
                     continue
                 for example in playbook.examples[:1]:
-                    outcome = await run_example(client, playbook, example, organization="org_recorded")
+                    # the replay test replays under the file's name: child workflow ids derive from it
+                    outcome = await run_example(
+                        client, playbook, example, organization="org_recorded", workflow_id=playbook.id
+                    )
                     history = await client.handle(outcome.execution_id).fetch_history()
                     (HERE / f"{playbook.id}.json").write_text(history.to_json())
                     print(f"{playbook.id}: {'ok' if outcome.passed else outcome.differences}")
