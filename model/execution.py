@@ -84,6 +84,13 @@ class Waiting(Wire):
     )
 
 
+class Criterion(Wire):
+    """A success criterion of the playbook and whether it held when the execution ended."""
+
+    criterion: str
+    met: bool
+
+
 class Progress(Wire):
     completed: int
     total: int
@@ -106,6 +113,12 @@ class StatusView(Wire):
     error: str | None
     rejected: list[Rejection]
     runs: int = Field(default=1, description="Workflow runs so far: each continue-as-new hand-over adds one.")
+    definition_sha: str | None = Field(default=None, description="sha256 of the definition this execution runs.")
+    deprecated: bool = Field(default=False, description="Started from a deprecated catalog entry.")
+    superseded_by: str | None = Field(default=None, description="The deprecated playbook's replacement.")
+    success_criteria: list[Criterion] = Field(
+        default_factory=list, description="Each success criterion, met or not, once the execution has ended."
+    )
 
 
 class PrepareRequest(Wire):
@@ -121,6 +134,9 @@ class Prepared(Wire):
 
     organization_uuid: str
     playbook: Playbook
+    definition_sha: str | None = None
+    deprecated: bool = False
+    superseded_by: str | None = None
 
 
 class StepRequest(Wire):

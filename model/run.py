@@ -16,7 +16,18 @@ from pydantic import Field, ValidationError
 
 from . import expressions
 from .audit import AuditLine
-from .execution import Approval, ExecutionInput, Prepared, Progress, Rejection, StatusView, StepView, Waiting, Wire
+from .execution import (
+    Approval,
+    Criterion,
+    ExecutionInput,
+    Prepared,
+    Progress,
+    Rejection,
+    StatusView,
+    StepView,
+    Waiting,
+    Wire,
+)
 from .forms import completion_signal
 from .masking import mask, secret_forms
 from .messages import StepCompletion
@@ -92,6 +103,8 @@ class RunState(Wire):
     """The branch each switch took (-1: default), so a resumed run takes the same one."""
     runs: int = 1
     """Runs of this execution so far (continue-as-new hands over to the next)."""
+    criteria: list[Criterion] = Field(default_factory=list)
+    """The success criteria's results, evaluated when the steps are done."""
 
     # ------------------------------------------------------------------ reading
     @property
@@ -171,6 +184,10 @@ class RunState(Wire):
             error=self.error,
             rejected=self.rejected,
             runs=self.runs,
+            definition_sha=self.prepared.definition_sha if self.prepared else None,
+            deprecated=self.prepared.deprecated if self.prepared else False,
+            superseded_by=self.prepared.superseded_by if self.prepared else None,
+            success_criteria=self.criteria,
         )
         masked: dict[str, Any] = self.masked(view.model_dump(mode="json"))
         return masked

@@ -25,7 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from model import expressions
 from model import search_attributes as sa
-from model.execution import WORKFLOW_NAME, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest
+from model.execution import WORKFLOW_NAME, Criterion, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest
 from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
@@ -140,11 +140,14 @@ class PlaybookWorkflow:
         context = self.context(Scope())
         try:
             state.outputs = {k: expressions.render(v, context) for k, v in playbook.outputs.items()}
-            for criterion in playbook.success_criteria:
-                if not expressions.condition(criterion, context):
-                    raise ExecutionFailed(f"success criterion is false: {criterion}")
+            # every criterion is evaluated, so `status` lists each one met or unmet (pure: no command changes)
+            state.criteria = [
+                Criterion(criterion=c, met=bool(expressions.condition(c, context))) for c in playbook.success_criteria
+            ]
         except expressions.ExpressionError as exc:
             raise ExecutionFailed(f"outputs: {exc.message}") from None
+        if unmet := [c.criterion for c in state.criteria if not c.met]:
+            raise ExecutionFailed(f"success criterion is false: {'; '.join(unmet)}")
 
     async def _end(self, status: ExecutionStatus, error: str | None) -> None:
         """Compensate if needed, then record the final status and the pending audit lines."""
