@@ -124,7 +124,7 @@ async def publish(conn: asyncpg.Connection, owner: UUID, *, playbook_id: str, de
             """,
             owner, version, current, smart_code,
         )
-    await _record(conn, owner, current, playbook_id, action, by, sha=sha, status=status)
+    await _record(conn, owner, current, playbook_id, action, by, sha256=sha, status=status)
     return sha
 
 
@@ -212,7 +212,7 @@ async def set_status(conn: asyncpg.Connection, owner: UUID, playbook_id: str, st
     )
     detail = {"superseded_by": superseded_by} if superseded_by else {}
     action = {"deprecated": "deprecate", "archived": "archive"}.get(status, status)
-    await _record(conn, owner, current["id"], playbook_id, action, by, sha=current["metadata"]["sha256"],
+    await _record(conn, owner, current["id"], playbook_id, action, by, sha256=current["metadata"]["sha256"],
                   status=status, **detail)
 
 
