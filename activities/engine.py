@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.client import Client
 
 from model import PlaybookError, load_playbook
-from model.execution import ExecutionUpdate, Prepared, PrepareRequest
+from model.execution import ExecutionUpdate, NoteRequest, Prepared, PrepareRequest
 from model.status import ExecutionStatus
 from store import RUNNABLE, StepKey, Store
 from store.catalog import definition_sha
@@ -80,11 +80,18 @@ class EngineActivities:
                 metadata={k: v for k, v in metadata.items() if v is not None},
             )
 
+    @activity.defn(name="record_note")
+    async def record_note(self, req: NoteRequest) -> None:
+        """Write a note to the execution's audit trail (idempotent by note id)."""
+        async with user_facing():
+            org = await self.store.resolve_organization(req.organization)
+            await self.store.add_note(org, req.execution_id, req.note.model_dump(mode="json"))
+
     @activity.defn(name="request_cancellation")
     async def request_cancellation(self, workflow_id: str) -> None:
         """A `cancel` signal becomes Temporal's own cancellation, so the execution ends *cancelled*."""
         await self.client.get_workflow_handle(workflow_id).cancel()
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.prepare_execution, self.update_execution, self.request_cancellation]
+        return [self.prepare_execution, self.update_execution, self.record_note, self.request_cancellation]
 

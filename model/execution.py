@@ -16,6 +16,8 @@ from .playbook import Playbook
 from .status import ExecutionStatus, StepStatus
 
 WORKFLOW_NAME = "PlaybookWorkflow"
+NOTE_WORKFLOW_NAME = "PlaybookNote"
+"""Records a note on an execution whose workflow has closed (a closed workflow takes no signal)."""
 
 
 class Wire(BaseModel):
@@ -91,6 +93,23 @@ class Criterion(Wire):
     met: bool
 
 
+class Note(Wire):
+    """A note on an execution (the seed's "lessons learned"), kept in its audit trail."""
+
+    note_id: str = Field(min_length=1, max_length=100, description="Makes a retried note count once.")
+    text: str = Field(min_length=1, max_length=4000)
+    by: str | None = Field(default=None, max_length=200)
+    at: datetime | None = None
+
+
+class NoteRequest(Wire):
+    """What the `record_note` activity writes: a note on the execution of an organization."""
+
+    organization: str = Field(description="The organization's code or uuid.")
+    execution_id: str
+    note: Note
+
+
 class Progress(Wire):
     completed: int
     total: int
@@ -119,6 +138,7 @@ class StatusView(Wire):
     success_criteria: list[Criterion] = Field(
         default_factory=list, description="Each success criterion, met or not, once the execution has ended."
     )
+    notes: list[Note] = Field(default_factory=list, description="Notes received while the workflow was open.")
 
 
 class PrepareRequest(Wire):

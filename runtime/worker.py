@@ -22,7 +22,7 @@ from activities.steps import StepActivities
 from config import Settings, connect
 from model.execution import StepRequest
 from store import Store
-from workflows import PlaybookWorkflow
+from workflows import PlaybookNoteWorkflow, PlaybookWorkflow
 
 log = logging.getLogger("playbook.worker")
 
@@ -57,7 +57,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PlaybookWorkflow, *extra_workflows],
+        workflows=[PlaybookWorkflow, PlaybookNoteWorkflow, *extra_workflows],
         activities=[*engine.activities(), *steps.activities()],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=30),

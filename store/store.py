@@ -217,6 +217,47 @@ class Store:
                  "smart_code": row["smart_code"], "entity_id": row["entity_id"],
                  "created_at": row["created_at"]} for row in rows]
 
+    async def add_note(self, org: UUID, execution_id: str, note: dict[str, Any]) -> None:
+        """Append a note to an execution's audit trail (a ``playbook_note`` line); a note_id seen before
+        changes nothing."""
+        async with self._session(org) as conn:
+            execution = await conn.fetchval(
+                """
+                SELECT id FROM universal_transactions
+                WHERE organization_id = $1 AND transaction_type = 'playbook_execution' AND transaction_code = $2
+                FOR UPDATE
+                """,
+                org, execution_id,
+            )
+            if execution is None:
+                raise ExecutionNotFound(f"execution_id: no execution {execution_id!r} in this organization")
+            await conn.execute(
+                """
+                INSERT INTO universal_transaction_lines
+                    (organization_id, transaction_id, line_number, line_type, smart_code, metadata)
+                VALUES ($1, $2,
+                        coalesce((SELECT max(line_number) FROM universal_transaction_lines WHERE transaction_id = $2),
+                                 0) + 1,
+                        'playbook_note', (SELECT smart_code FROM universal_transactions WHERE id = $2), $3)
+                ON CONFLICT (transaction_id, (metadata ->> 'note_id')) WHERE line_type = 'playbook_note' DO NOTHING
+                """,
+                org, execution, {**note, "execution_id": execution_id},
+            )
+
+    async def notes(self, org: UUID, execution_id: str) -> list[dict[str, Any]]:
+        """An execution's notes in the order they came (each line's metadata)."""
+        async with self._session(org) as conn:
+            rows = await conn.fetch(
+                """
+                SELECT l.metadata FROM universal_transactions t
+                JOIN universal_transaction_lines l ON l.transaction_id = t.id AND l.line_type = 'playbook_note'
+                WHERE t.transaction_type = 'playbook_execution' AND t.transaction_code = $1
+                ORDER BY l.line_number
+                """,
+                execution_id,
+            )
+        return [row["metadata"] for row in rows]
+
     # ---------------------------------------------------------------------------------- step writes
 
     async def write_entity(self, org: UUID, key: StepKey, write: EntityWrite,

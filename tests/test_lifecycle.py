@@ -233,3 +233,25 @@ async def test_a_worker_serves_a_library_with_a_broken_file(temporal: WorkflowEn
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
+
+
+async def test_notes_before_and_after_the_ending(temporal: WorkflowEnvironment, store: Store,
+                                                 org_a: uuid.UUID) -> None:  # fmt: skip
+    playbook_id = new_id()
+    async with running_worker(temporal.client, store) as client:
+        handle = await client.start(playbook_id, organization=str(org_a), playbook=definition(playbook_id))
+        await waiting(client, handle.id)
+        assert await client.add_note(handle.id, "the form was unclear", by="ana") == "signalled"
+        await client.handle(handle.id).signal("add_note", {"text": 42, "step_id": ["not", "a", "string"]})
+        await client.handle(handle.id).signal("add_note", {"text": "plain JSON, no id", "by": "svc"})
+        await client.complete(handle.id, "ask", data={"ok": True})
+        await handle.result()
+        assert await client.add_note(handle.id, "lesson: ask earlier", by="bob") == "recorded"
+        status = await client.status(handle.id)
+    assert [(n.by, n.text) for n in status.notes] == [("ana", "the form was unclear"), ("svc", "plain JSON, no id")]
+    assert [r.reason for r in status.rejected] == [
+        "add_note: text: Input should be a valid string; step_id: Extra inputs are not permitted"]  # fmt: skip
+    trail = await store.notes(org_a, handle.id)
+    # the two open-time notes are written by concurrent activities; the one after the ending comes last
+    assert sorted((n["by"], n["text"]) for n in trail[:2]) == [("ana", "the form was unclear"), ("svc", "plain JSON, no id")]
+    assert (trail[2]["by"], trail[2]["text"]) == ("bob", "lesson: ask earlier")
