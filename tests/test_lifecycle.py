@@ -253,5 +253,6 @@ async def test_notes_before_and_after_the_ending(temporal: WorkflowEnvironment, 
         "add_note: text: Input should be a valid string; step_id: Extra inputs are not permitted"]  # fmt: skip
     trail = await store.notes(org_a, handle.id)
     # the two open-time notes are written by concurrent activities; the one after the ending comes last
-    assert sorted((n["by"], n["text"]) for n in trail[:2]) == [("ana", "the form was unclear"), ("svc", "plain JSON, no id")]
+    early = sorted((n["by"], n["text"]) for n in trail[:2])
+    assert early == [("ana", "the form was unclear"), ("svc", "plain JSON, no id")]
     assert (trail[2]["by"], trail[2]["text"]) == ("bob", "lesson: ask earlier")
