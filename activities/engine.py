@@ -10,9 +10,10 @@ from temporalio import activity
 from temporalio.client import Client
 
 from model import PlaybookError, load_playbook
-from model.execution import ExecutionUpdate, Prepared, PrepareRequest
+from model.execution import ExecutionUpdate, NoteRequest, Prepared, PrepareRequest
 from model.status import ExecutionStatus
-from store import StepKey, Store
+from store import RUNNABLE, StepKey, Store
+from store.catalog import definition_sha
 
 from .errors import fail, user_facing
 
@@ -27,16 +28,23 @@ class EngineActivities:
         """Resolve the organization and the definition (validated here, once), and open the execution row."""
         async with user_facing():
             org = await self.store.resolve_organization(req.organization)
-            definition = req.inline or await self.store.get_definition(org, req.playbook_id)
-            if definition is None:
-                raise fail(
-                    "PlaybookNotFound",
-                    f"no playbook {req.playbook_id!r} in the catalog of {req.organization}",
-                )
+            entry = None if req.inline else await self.store.resolve_definition(org, req.playbook_id)
+        if entry is None and not req.inline:
+            raise fail("PlaybookNotFound", f"no playbook {req.playbook_id!r} in the catalog of {req.organization}")
+        if entry is not None and entry.status not in RUNNABLE:
+            # SPEC §8: only published and deprecated playbooks start by id; inline definitions may be drafts
+            raise fail(
+                "PlaybookNotRunnable",
+                f"playbook {req.playbook_id} is {entry.status} in the catalog of {req.organization}: "
+                "only published or deprecated playbooks start by id",
+            )
+        definition = entry.definition if entry else req.inline or {}
         try:
             playbook = load_playbook(definition)
         except PlaybookError as exc:
             raise fail("InvalidPlaybook", f"playbook {req.playbook_id} is invalid: {exc}") from None
+        if playbook.template:
+            raise fail("PlaybookNotRunnable", f"{playbook.id} is a template: make a playbook of it with playbook new")
         async with user_facing():
             await self.store.upsert_execution(
                 org,
@@ -46,7 +54,13 @@ class EngineActivities:
                 status=ExecutionStatus.running,
                 requested_by=req.requested_by,
             )
-        return Prepared(organization_uuid=str(org), playbook=playbook)
+        return Prepared(
+            organization_uuid=str(org),
+            playbook=playbook,
+            definition_sha=entry.sha256 if entry else definition_sha(definition),
+            deprecated=entry is not None and entry.status == "deprecated",
+            superseded_by=entry.superseded_by if entry else None,
+        )
 
     @activity.defn(name="update_execution")
     async def update_execution(self, update: ExecutionUpdate) -> None:
@@ -66,11 +80,18 @@ class EngineActivities:
                 metadata={k: v for k, v in metadata.items() if v is not None},
             )
 
+    @activity.defn(name="record_note")
+    async def record_note(self, req: NoteRequest) -> None:
+        """Write a note to the execution's audit trail (idempotent by note id)."""
+        async with user_facing():
+            org = await self.store.resolve_organization(req.organization)
+            await self.store.add_note(org, req.execution_id, req.note.model_dump(mode="json"))
+
     @activity.defn(name="request_cancellation")
     async def request_cancellation(self, workflow_id: str) -> None:
         """A `cancel` signal becomes Temporal's own cancellation, so the execution ends *cancelled*."""
         await self.client.get_workflow_handle(workflow_id).cancel()
 
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.prepare_execution, self.update_execution, self.request_cancellation]
+        return [self.prepare_execution, self.update_execution, self.record_note, self.request_cancellation]
 

@@ -16,6 +16,8 @@ from .playbook import Playbook
 from .status import ExecutionStatus, StepStatus
 
 WORKFLOW_NAME = "PlaybookWorkflow"
+NOTE_WORKFLOW_NAME = "PlaybookNote"
+"""Records a note on an execution whose workflow has closed (a closed workflow takes no signal)."""
 
 
 class Wire(BaseModel):
@@ -84,6 +86,30 @@ class Waiting(Wire):
     )
 
 
+class Criterion(Wire):
+    """A success criterion of the playbook and whether it held when the execution ended."""
+
+    criterion: str
+    met: bool
+
+
+class Note(Wire):
+    """A note on an execution (the seed's "lessons learned"), kept in its audit trail."""
+
+    note_id: str = Field(min_length=1, max_length=100, description="Makes a retried note count once.")
+    text: str = Field(min_length=1, max_length=4000)
+    by: str | None = Field(default=None, max_length=200)
+    at: datetime | None = None
+
+
+class NoteRequest(Wire):
+    """What the `record_note` activity writes: a note on the execution of an organization."""
+
+    organization: str = Field(description="The organization's code or uuid.")
+    execution_id: str
+    note: Note
+
+
 class Progress(Wire):
     completed: int
     total: int
@@ -106,6 +132,13 @@ class StatusView(Wire):
     error: str | None
     rejected: list[Rejection]
     runs: int = Field(default=1, description="Workflow runs so far: each continue-as-new hand-over adds one.")
+    definition_sha: str | None = Field(default=None, description="sha256 of the definition this execution runs.")
+    deprecated: bool = Field(default=False, description="Started from a deprecated catalog entry.")
+    superseded_by: str | None = Field(default=None, description="The deprecated playbook's replacement.")
+    success_criteria: list[Criterion] = Field(
+        default_factory=list, description="Each success criterion, met or not, once the execution has ended."
+    )
+    notes: list[Note] = Field(default_factory=list, description="Notes received while the workflow was open.")
 
 
 class PrepareRequest(Wire):
@@ -121,6 +154,9 @@ class Prepared(Wire):
 
     organization_uuid: str
     playbook: Playbook
+    definition_sha: str | None = None
+    deprecated: bool = False
+    superseded_by: str | None = None
 
 
 class StepRequest(Wire):

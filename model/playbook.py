@@ -82,6 +82,12 @@ class Playbook(Strict):
     outputs: dict[str, Any] = Field(default_factory=dict)
     success_criteria: list[Condition] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
+    template: bool = Field(
+        default=False, description="A reusable skeleton (playbooks/templates/): never run; `playbook new` copies it."
+    )
+    derived_from: str | None = Field(
+        default=None, pattern=PLAYBOOK_ID, description="The template or playbook this one was made from."
+    )
     _index: dict[str, Step] | None = PrivateAttr(default=None)
 
     def walk(self) -> Iterator[tuple[tuple[str | int, ...], Step]]:

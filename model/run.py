@@ -16,7 +16,19 @@ from pydantic import Field, ValidationError
 
 from . import expressions
 from .audit import AuditLine
-from .execution import Approval, ExecutionInput, Prepared, Progress, Rejection, StatusView, StepView, Waiting, Wire
+from .execution import (
+    Approval,
+    Criterion,
+    ExecutionInput,
+    Note,
+    Prepared,
+    Progress,
+    Rejection,
+    StatusView,
+    StepView,
+    Waiting,
+    Wire,
+)
 from .forms import completion_signal
 from .masking import mask, secret_forms
 from .messages import StepCompletion
@@ -24,6 +36,9 @@ from .playbook import Playbook
 from .status import PASSED, ExecutionStatus, StepStatus
 from .steps import ApprovalStep, HumanStep, Step
 from .variables import json_schema, validate_values
+
+MAX_NOTES = 50
+"""Notes kept in the state (and so in `status`); older ones stay in the audit trail only."""
 
 
 class Rejected(Exception):
@@ -92,6 +107,10 @@ class RunState(Wire):
     """The branch each switch took (-1: default), so a resumed run takes the same one."""
     runs: int = 1
     """Runs of this execution so far (continue-as-new hands over to the next)."""
+    criteria: list[Criterion] = Field(default_factory=list)
+    """The success criteria's results, evaluated when the steps are done."""
+    notes: list[Note] = Field(default_factory=list)
+    """The latest notes (`MAX_NOTES`); every one is also written to the audit trail."""
 
     # ------------------------------------------------------------------ reading
     @property
@@ -171,6 +190,11 @@ class RunState(Wire):
             error=self.error,
             rejected=self.rejected,
             runs=self.runs,
+            definition_sha=self.prepared.definition_sha if self.prepared else None,
+            deprecated=self.prepared.deprecated if self.prepared else False,
+            superseded_by=self.prepared.superseded_by if self.prepared else None,
+            success_criteria=self.criteria,
+            notes=self.notes,
         )
         masked: dict[str, Any] = self.masked(view.model_dump(mode="json"))
         return masked
@@ -274,3 +298,17 @@ class RunState(Wire):
         step_id = raw.get("step_id") if isinstance(raw, dict) else None
         who = raw.get("completed_by") if isinstance(raw, dict) else None
         self.rejected.append(Rejection(step_id=step_id, reason=reason, completed_by=who, at=now))
+
+    def add_note(self, raw: Any, *, now: datetime, new_id: str) -> Note | None:
+        """Keep a note from an `add_note` signal (any JSON; `new_id` names one sent without a note_id);
+        a malformed one lands in `rejected` instead."""
+        try:
+            note = Note.model_validate({"note_id": new_id, **raw, "at": now} if isinstance(raw, dict) else raw)
+        except ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'note'}: {e['msg']}" for e in exc.errors())
+            self.reject({}, f"add_note: {reason}", now=now)  # nothing of the raw JSON, whatever its shape
+            return None
+        if any(kept.note_id == note.note_id for kept in self.notes):
+            return None  # the same note again (a retried signal)
+        self.notes = [*self.notes, note][-MAX_NOTES:]
+        return note

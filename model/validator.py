@@ -343,10 +343,13 @@ def load_playbook(source: Path | dict[str, Any]) -> Playbook:
 
 @dataclass
 class Library:
-    """The playbooks found under some paths, by id, with every problem found."""
+    """The playbooks found under some paths, by id, with every problem found; templates kept apart."""
 
     playbooks: dict[str, Playbook] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    templates: dict[str, Playbook] = field(default_factory=dict)
+    """Files with ``template: true``: validated like any playbook, never run or published."""
+    template_files: dict[str, Path] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     checked: int = 0
 
@@ -364,6 +367,10 @@ def load_library(paths: list[Path]) -> Library:
         playbook, problems = validate_document(doc)
         library.problems.extend(problems)
         if playbook is None or problems:
+            continue
+        if playbook.template:
+            library.templates[playbook.id] = playbook
+            library.template_files[playbook.id] = path
             continue
         if playbook.id in library.playbooks:
             first = library.files[playbook.id]

@@ -22,7 +22,7 @@ from activities.steps import StepActivities
 from config import Settings, connect
 from model.execution import StepRequest
 from store import Store
-from workflows import PlaybookWorkflow
+from workflows import PlaybookNoteWorkflow, PlaybookWorkflow
 
 log = logging.getLogger("playbook.worker")
 
@@ -57,7 +57,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PlaybookWorkflow, *extra_workflows],
+        workflows=[PlaybookWorkflow, PlaybookNoteWorkflow, *extra_workflows],
         activities=[*engine.activities(), *steps.activities()],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=30),
@@ -81,7 +81,7 @@ async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = N
         raise SystemExit(f"playbook worker: {exc}") from None
     store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
     try:
-        count = await sync_catalog(store, settings.playbooks_dir)
+        synced = await sync_catalog(store, settings.playbooks_dir, (runtime or Runtime.default()).metric_meter)
         client = await connect(settings, runtime=runtime)
         if bind:
             log.info("metrics on http://%s/metrics", bind)
@@ -91,7 +91,8 @@ async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = N
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
-            log.info("worker on task queue %r: %d playbooks in the catalog", settings.task_queue, count)
+            log.info("worker on task queue %r: %d playbooks in the catalog", settings.task_queue,
+                     synced.published)
             if ready:
                 ready()
             await stop.wait()

@@ -12,11 +12,16 @@ from pathlib import Path
 from config import Settings
 from model import Playbook, PlaybookError, load_library, load_playbook
 from model.graph import mermaid
+from model.playbook import PlaybookStatus
 
+from .catalog_view import catalog_list, performance
 from .commands import register_runtime_commands
 from .docs import load_valid_library, markdown_table, ordered, playbook_row
+from .lifecycle import register as register_lifecycle
 from .operations import register as register_operations
-from .plumbing import UserError
+from .plumbing import UserError, run_async
+from .templates import register as register_templates
+from .templates import template_rows
 from .testing import register as register_authoring_commands
 
 
@@ -35,7 +40,8 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     library = load_library([Path(p) for p in args.paths])
     for problem in library.problems:
         print(problem)
-    summary = f"{library.checked} file(s) checked, {len(library.playbooks)} valid, {len(library.problems)} problem(s)"
+    valid = f"{len(library.playbooks)} valid" + (f" (+{len(library.templates)} templates)" if library.templates else "")
+    summary = f"{library.checked} file(s) checked, {valid}, {len(library.problems)} problem(s)"
     print(summary, file=sys.stderr)
     return 1 if library.problems or not library.checked else 0
 
@@ -49,10 +55,22 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    """The library grouped by module: aligned text, JSON (`--json` is `--format json`) or a Markdown table."""
+    """The library grouped by module (or its templates, or an organization's catalog): text, JSON or Markdown."""
+    if args.org:
+        return run_async(catalog_list)(args, settings)
     library = load_valid_library(settings)
-    playbooks = ordered(library, args.module)
     fmt = "json" if args.json else args.format
+    if args.templates:
+        rows = template_rows(library)
+        if fmt == "json":
+            print(json.dumps(rows, indent=2))
+            return 0
+        width = max([len(row["id"]) for row in rows] + [2])
+        for row in rows:
+            print(f"{row['id']:<{width}}  {row['module']:<13} {row['steps']:>3} steps  made from it: "
+                  f"{row['made_from_it']:>3}  {row['name']}")  # fmt: skip
+        return 0
+    playbooks = [pb for pb in ordered(library, args.module) if args.status in (None, pb.status.value)]
     if fmt == "json":
         print(json.dumps([playbook_row(pb) for pb in playbooks], indent=2))
     elif fmt == "markdown":
@@ -61,8 +79,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         width = max([len(pb.id) for pb in playbooks] + [2])
         for row in map(playbook_row, playbooks):
             print(
-                f"{row['id']:<{width}}  {row['module']:<13} {row['steps']:>3} steps {row['human_steps']:>2} human"
-                f"  {row['name']}"
+                f"{row['id']:<{width}}  {row['module']:<13} {row['status']:<10} {row['steps']:>3} steps "
+                f"{row['human_steps']:>2} human  {row['name']}"
             )
     return 0
 
@@ -89,6 +107,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {'  ' * depth}{step.id} [{step.type}]{when}")
     for name in pb.outputs:
         print(f"output: {name}")
+    print(performance(settings, pb.id, args.state_dir))
     return 0
 
 
@@ -117,14 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--module", help="only this module")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output format")
     p.add_argument("--json", action="store_true", help="same as --format json")
-    p = add("show", cmd_show, "describe one playbook")
+    p.add_argument("--status", choices=[s.value for s in PlaybookStatus], help="only playbooks with this status")
+    p.add_argument("--templates", action="store_true", help="the templates, with how many playbooks came from each")
+    p.add_argument("--org", help="what this organization runs by id, from the catalog (own, shared, platform)")
+    p.add_argument("--state-dir", default=".local", help="without DATABASE_URL: the `playbook dev` state dir")
+    p = add("show", cmd_show, "describe one playbook, with its performance when a database is there")
     p.add_argument("id", metavar="ID")
     p.add_argument("--json", action="store_true", help="the parsed definition as JSON")
+    p.add_argument("--state-dir", default=".local", help="without DATABASE_URL: the `playbook dev` state dir")
     p = add("graph", cmd_graph, "print a playbook's steps as a Mermaid flowchart")
     p.add_argument("id", metavar="ID")
     register_runtime_commands(add)
     register_operations(add)
     register_authoring_commands(add)
+    register_lifecycle(add)
+    register_templates(add)
     return parser
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from config import Settings, connect
 from model import search_attributes as sa
-from model.execution import WORKFLOW_NAME, ExecutionInput, StatusView
+from model.execution import NOTE_WORKFLOW_NAME, WORKFLOW_NAME, ExecutionInput, Note, NoteRequest, StatusView
 from model.messages import StepCompletion
 
 
@@ -94,6 +95,28 @@ class PlaybookClient:
 
     async def status(self, execution_id: str) -> StatusView:
         return StatusView.model_validate(await self.handle(execution_id).query("status"))
+
+    async def add_note(self, execution_id: str, text: str, *, by: str | None = None) -> str:
+        """Add a note to an execution, open or closed; returns "signalled" or "recorded".
+
+        An open execution gets the `add_note` signal (the note shows in `status.notes`); a closed one
+        cannot take signals, so a `PlaybookNote` workflow writes the note to its audit trail.
+        """
+        note = Note(note_id=uuid.uuid4().hex, text=text, by=by)
+        handle = self.handle(execution_id)
+        described = await handle.describe()
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            await handle.signal("add_note", note.model_dump(mode="json", exclude_none=True))
+            return "signalled"
+        status = await self.status(execution_id)
+        note.at = datetime.now(UTC)
+        await self.client.execute_workflow(
+            NOTE_WORKFLOW_NAME,
+            NoteRequest(organization=status.organization_id, execution_id=execution_id, note=note),
+            id=f"{execution_id}/note/{note.note_id}",
+            task_queue=self.task_queue,
+        )
+        return "recorded"
 
     async def pause(self, execution_id: str, reason: str | None = None) -> None:
         await self.handle(execution_id).signal("pause", {"reason": reason})

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import WorkflowFailureError
+
 from config import Settings
 from model.execution import StatusView, StepView
 from model.status import DONE, ENDED
@@ -81,6 +83,13 @@ def render_status(status: StatusView, *, now: datetime | None = None) -> str:
         lines.append(f"error: {status.error}")
     if status.outputs:
         lines.append(f"outputs: {json.dumps(status.outputs)}")
+    for criterion in status.success_criteria:
+        lines.append(f"criterion {'met' if criterion.met else 'UNMET'}: {criterion.criterion}")
+    if status.definition_sha:
+        replaced = f" (deprecated, superseded by {status.superseded_by})" if status.deprecated else ""
+        lines.append(f"definition {status.definition_sha[:12]}{replaced}")
+    for note in status.notes:
+        lines.append(f"note by {note.by or '-'}: {note.text}")
     return "\n".join(lines)
 
 
@@ -143,6 +152,16 @@ async def cmd_complete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_note(args: argparse.Namespace, settings: Settings) -> int:
+    client = await PlaybookClient.connect(settings)
+    try:
+        how = await client.add_note(args.execution_id, args.text, by=args.by or os.environ.get("USER"))
+    except WorkflowFailureError as exc:
+        raise UserError(f"note not recorded: {getattr(exc.cause, 'message', None) or exc.cause}") from None
+    print(f"note {how} on {args.execution_id}")
+    return 0
+
+
 def _control(name: str) -> Callable[[argparse.Namespace, Settings], Any]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
         client = await PlaybookClient.connect(settings)
@@ -194,6 +213,10 @@ def register_runtime_commands(add: Add) -> None:
     p.add_argument("--data", default="{}", help="the form's data, as a JSON object")
     p.add_argument("--by", help="who completes it")
     p.add_argument("--role", help="the role they act in")
+    p = add("note", run_async(cmd_note), "add a note to an execution, also after it has ended (lessons learned)")
+    p.add_argument("execution_id", metavar="EXEC_ID")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--by", help="who writes it (default: $USER)")
     for name, text in (
         ("pause", "hold new steps"),
         ("resume", "continue a paused execution"),

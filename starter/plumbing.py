@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.service import RPCError
@@ -62,3 +63,8 @@ def format_duration(seconds: float | None) -> str:
         if whole >= size:
             return f"{whole // size}{unit}{(whole % size) // sub_size:02d}{sub}"
     return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def format_time(moment: datetime) -> str:
+    """A moment for tables, in UTC to the second."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

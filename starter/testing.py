@@ -80,6 +80,9 @@ def _select(args: argparse.Namespace, settings: Settings) -> _Selection:
                 raise UserError(
                     f"{found.problems[0]} ({len(found.problems)} problem(s); run: playbook validate {target})"
                 )
+            if not found.playbooks and found.templates:
+                raise UserError(f"{target}: {next(iter(found.templates))} is a template, never run: "
+                                "make a playbook of it with playbook new")  # fmt: skip
             if not found.playbooks:
                 raise UserError(f"{target}: no playbook files")
             for playbook in found.playbooks.values():

@@ -6,6 +6,8 @@ and the CLI and the benchmarks use it on their own.
 
 from model.audit import StepAudit
 
+from . import catalog
+from .catalog import RUNNABLE, CatalogEntry, CatalogNotFound
 from .connection import ENGINE_ROLE
 from .errors import ExecutionNotFound, InvalidWrite, StoreError, StoreUnavailable, UnknownOrganization
 from .migrate import MigrationError, migrate
@@ -26,6 +28,9 @@ from .store import PLATFORM_ORG_ID, Store
 __all__ = [
     "ENGINE_ROLE",
     "PLATFORM_ORG_ID",
+    "RUNNABLE",
+    "CatalogEntry",
+    "CatalogNotFound",
     "EntityRecord",
     "EntityResult",
     "EntityWrite",
@@ -44,6 +49,7 @@ __all__ = [
     "TransactionResult",
     "TransactionWrite",
     "UnknownOrganization",
+    "catalog",
     "migrate",
     "start_postgres",
 ]

@@ -18,7 +18,7 @@ the Store's decision (``auto_register_orgs``), not the database's.
 Platform library. Definitions published without an organization belong to the ``platform``
 organization (fixed id `PLATFORM_ORG_ID`, created by the migrations). A SELECT-only policy lets every
 organization read platform ``playbook_definition`` rows and nothing else of the platform's;
-`Store.get_definition` prefers the organization's own version.
+`Store.resolve_definition` prefers the organization's own version, then one shared with it (store.catalog).
 
 Exactly-once. A step's audit line (a ``playbook_step`` line of the execution's transaction, unique per
 execution, step and iteration) is its idempotency record: a step write locks the execution row, returns
@@ -28,8 +28,6 @@ in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -42,6 +40,8 @@ from pydantic import BaseModel
 
 from model.audit import StepAudit
 
+from . import catalog
+from .catalog import PLATFORM_ORG_ID
 from .connection import init_connection
 from .errors import MAX_LEN, UNAVAILABLE, ExecutionNotFound, InvalidWrite, StoreError, UnknownOrganization, translate
 from .migrate import MigrationError, migrate
@@ -60,8 +60,6 @@ from .records import (
 )
 from .sql import VALUE_COLUMNS, check_entities, decode_field, field_value, insert_transaction, provenance, upsert_entity
 
-PLATFORM_ORG_ID = UUID("00000000-0000-0000-0000-000000000001")
-"""The ``platform`` organization: owner of the playbook library every organization may read."""
 _ORG_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
 _R = TypeVar("_R", bound=BaseModel)
@@ -218,6 +216,47 @@ class Store:
         return [{**row["metadata"], "line_number": row["line_number"], "line_id": row["id"],
                  "smart_code": row["smart_code"], "entity_id": row["entity_id"],
                  "created_at": row["created_at"]} for row in rows]
+
+    async def add_note(self, org: UUID, execution_id: str, note: dict[str, Any]) -> None:
+        """Append a note to an execution's audit trail (a ``playbook_note`` line); a note_id seen before
+        changes nothing."""
+        async with self._session(org) as conn:
+            execution = await conn.fetchval(
+                """
+                SELECT id FROM universal_transactions
+                WHERE organization_id = $1 AND transaction_type = 'playbook_execution' AND transaction_code = $2
+                FOR UPDATE
+                """,
+                org, execution_id,
+            )
+            if execution is None:
+                raise ExecutionNotFound(f"execution_id: no execution {execution_id!r} in this organization")
+            await conn.execute(
+                """
+                INSERT INTO universal_transaction_lines
+                    (organization_id, transaction_id, line_number, line_type, smart_code, metadata)
+                VALUES ($1, $2,
+                        coalesce((SELECT max(line_number) FROM universal_transaction_lines WHERE transaction_id = $2),
+                                 0) + 1,
+                        'playbook_note', (SELECT smart_code FROM universal_transactions WHERE id = $2), $3)
+                ON CONFLICT (transaction_id, (metadata ->> 'note_id')) WHERE line_type = 'playbook_note' DO NOTHING
+                """,
+                org, execution, {**note, "execution_id": execution_id},
+            )
+
+    async def notes(self, org: UUID, execution_id: str) -> list[dict[str, Any]]:
+        """An execution's notes in the order they came (each line's metadata)."""
+        async with self._session(org) as conn:
+            rows = await conn.fetch(
+                """
+                SELECT l.metadata FROM universal_transactions t
+                JOIN universal_transaction_lines l ON l.transaction_id = t.id AND l.line_type = 'playbook_note'
+                WHERE t.transaction_type = 'playbook_execution' AND t.transaction_code = $1
+                ORDER BY l.line_number
+                """,
+                execution_id,
+            )
+        return [row["metadata"] for row in rows]
 
     # ---------------------------------------------------------------------------------- step writes
 
@@ -398,49 +437,30 @@ class Store:
     # ---------------------------------------------------------------------------------------- catalog
 
     async def publish_definition(self, org: UUID | None, *, playbook_id: str, definition: dict[str, Any],
-                                 smart_code: str) -> str:
-        """Publish a playbook definition to `org`'s catalog (None: the platform library). Returns the
-        sha256 of its canonical JSON; publishing the same content again writes nothing."""
+                                 smart_code: str, by: str | None = None, only_if_new: bool = False) -> str:
+        """Publish a playbook definition to `org`'s catalog (None: the platform library), keeping it in the
+        version history (`store.catalog`). Returns its sha256; the same content again writes nothing."""
         write = DefinitionWrite(playbook_id=playbook_id, definition=definition, smart_code=smart_code)
-        try:
-            canonical = json.dumps(write.definition, sort_keys=True, separators=(",", ":"),
-                                   ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidWrite("definition", f"must be plain JSON ({exc})") from None
-        sha256 = hashlib.sha256(canonical.encode()).hexdigest()
-        name = str(definition.get("name") or playbook_id)[: MAX_LEN["entity_name"]]
-        status = str(definition.get("status") or "draft")[: MAX_LEN["status"]]
-        owner = PLATFORM_ORG_ID if org is None else org
-        async with self._session(owner) as conn:
-            await conn.execute(
-                """
-                INSERT INTO core_entities
-                    (organization_id, entity_type, entity_name, entity_code, status, smart_code, metadata)
-                VALUES ($1, 'playbook_definition', $2, $3, $4, $5, $6)
-                ON CONFLICT (organization_id, entity_type, entity_code) DO UPDATE
-                SET entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
-                    smart_code = EXCLUDED.smart_code, metadata = EXCLUDED.metadata
-                WHERE core_entities.metadata ->> 'sha256' IS DISTINCT FROM EXCLUDED.metadata ->> 'sha256'
-                """,
-                owner, name, playbook_id, status, write.smart_code,
-                {"definition": write.definition, "sha256": sha256},
-            )
-        return sha256
+        async with self._session(PLATFORM_ORG_ID if org is None else org) as conn:
+            return await catalog.publish(conn, PLATFORM_ORG_ID if org is None else org, playbook_id=playbook_id,
+                                         definition=write.definition, smart_code=write.smart_code, by=by,
+                                         only_if_new=only_if_new)
 
     async def get_definition(self, org: UUID, playbook_id: str) -> dict[str, Any] | None:
-        """`org`'s own published definition of `playbook_id`, else the platform library's, else None."""
-        async with self._session(org) as conn:
-            definition: dict[str, Any] | None = await conn.fetchval(
-                """
-                SELECT metadata -> 'definition' FROM core_entities
-                WHERE entity_type = 'playbook_definition' AND entity_code = $1 AND organization_id IN ($2, $3)
-                ORDER BY organization_id = $3
-                LIMIT 1
-                """,
-                playbook_id, org, PLATFORM_ORG_ID,
-            )
-        return definition
+        """The definition `org` runs by id (its own, one shared with it, the platform's), else None."""
+        entry = await self.resolve_definition(org, playbook_id)
+        return entry.definition if entry else None
 
+    async def resolve_definition(self, org: UUID, playbook_id: str) -> catalog.CatalogEntry | None:
+        """The catalog entry `org` runs by id, with its status, sha256 and where it comes from."""
+        async with self._session(org) as conn:
+            return await catalog.resolve(conn, org, playbook_id)
+
+    @asynccontextmanager
+    async def catalog(self, org: UUID | None) -> AsyncIterator[asyncpg.Connection]:
+        """A session on `org`'s catalog (None: the platform library) for the `store.catalog` functions."""
+        async with self._session(PLATFORM_ORG_ID if org is None else org) as conn:
+            yield conn
 
 
 def _check_org_code(code: str) -> None:

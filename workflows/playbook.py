@@ -25,7 +25,15 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from model import expressions
 from model import search_attributes as sa
-from model.execution import WORKFLOW_NAME, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest
+from model.execution import (
+    WORKFLOW_NAME,
+    Criterion,
+    ExecutionInput,
+    ExecutionUpdate,
+    NoteRequest,
+    Prepared,
+    PrepareRequest,
+)
 from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
@@ -140,11 +148,14 @@ class PlaybookWorkflow:
         context = self.context(Scope())
         try:
             state.outputs = {k: expressions.render(v, context) for k, v in playbook.outputs.items()}
-            for criterion in playbook.success_criteria:
-                if not expressions.condition(criterion, context):
-                    raise ExecutionFailed(f"success criterion is false: {criterion}")
+            # every criterion is evaluated, so `status` lists each one met or unmet (pure: no command changes)
+            state.criteria = [
+                Criterion(criterion=c, met=bool(expressions.condition(c, context))) for c in playbook.success_criteria
+            ]
         except expressions.ExpressionError as exc:
             raise ExecutionFailed(f"outputs: {exc.message}") from None
+        if unmet := [c.criterion for c in state.criteria if not c.met]:
+            raise ExecutionFailed(f"success criterion is false: {'; '.join(unmet)}")
 
     async def _end(self, status: ExecutionStatus, error: str | None) -> None:
         """Compensate if needed, then record the final status and the pending audit lines."""
@@ -363,6 +374,25 @@ class PlaybookWorkflow:
         await workflow.execute_activity(
             "request_cancellation",
             workflow.info().workflow_id,
+            start_to_close_timeout=ENGINE_TIMEOUT,
+            retry_policy=ENGINE_RETRY,
+        )
+
+    @workflow.signal(name="add_note")
+    async def add_note(self, raw: Any) -> None:
+        """A note ("lessons learned"), in `status.notes` and the audit trail; a closed execution gets its
+        notes through the `PlaybookNote` workflow instead (a closed workflow takes no signal)."""
+        state = self.state
+        note = state.add_note(raw, now=workflow.now(), new_id=str(workflow.uuid4()))
+        if note is None:
+            return
+        await workflow.wait_condition(lambda: state.prepared is not None or state.status in ENDED)
+        if state.prepared is None:
+            return  # never started (no execution row): the note stays in status only
+        await workflow.execute_activity(
+            "record_note",
+            NoteRequest(organization=self.prepared.organization_uuid, execution_id=workflow.info().workflow_id,
+                        note=note),
             start_to_close_timeout=ENGINE_TIMEOUT,
             retry_policy=ENGINE_RETRY,
         )
