@@ -53,6 +53,8 @@ class PlaybookWorkflow:
     state: RunState
     """Everything the execution knows: one object, carried over by continue-as-new."""
     named_activities: bool
+    local_bookkeeping: bool
+    """Prepare and execution updates run as local activities (patched in; old runs replay as activities)."""
     handing_over: bool
 
     @workflow.init
@@ -65,13 +67,15 @@ class PlaybookWorkflow:
             self.state = RunState(input=input, started_at=workflow.now(), status=ExecutionStatus.running)
         self._busy = 0  # activities and child workflows in flight: a hand-over waits for none
         self.named_activities = True
+        self.local_bookkeeping = True
         self.handing_over = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
-        # versioning: runs recorded before activities were named after their steps replay as they ran
-        self.named_activities = workflow.patched("activity-ids-name-steps")
+        # versioning: older runs replay as they ran; one patch per new run (each costs a marker and an upsert)
+        self.local_bookkeeping = workflow.patched("local-bookkeeping")
+        self.named_activities = self.local_bookkeeping or workflow.patched("activity-ids-name-steps")
         state = self.state
         try:
             if state.prepared is None:
@@ -111,7 +115,7 @@ class PlaybookWorkflow:
 
     async def _prepare(self, input: ExecutionInput) -> None:
         state = self.state
-        state.prepared = await workflow.execute_activity(
+        state.prepared = await self._bookkeeping(
             "prepare_execution",
             PrepareRequest(
                 execution_id=workflow.info().workflow_id,
@@ -121,8 +125,6 @@ class PlaybookWorkflow:
                 requested_by=input.requested_by,
             ),
             result_type=Prepared,
-            start_to_close_timeout=ENGINE_TIMEOUT,
-            retry_policy=ENGINE_RETRY,
             activity_id="prepare" if self.named_activities else None,
         )
         playbook = state.prepared.playbook
@@ -161,7 +163,7 @@ class PlaybookWorkflow:
     async def update_execution(self) -> None:
         state = self.state
         lines, state.unrecorded = state.unrecorded, []
-        await workflow.execute_activity(
+        await self._bookkeeping(
             "update_execution",
             ExecutionUpdate(
                 organization_uuid=self.prepared.organization_uuid,
@@ -173,9 +175,20 @@ class PlaybookWorkflow:
                 outputs=self._masked(state.outputs) if state.status == ExecutionStatus.completed else None,
                 lines=self._masked(lines),
             ),
-            start_to_close_timeout=ENGINE_TIMEOUT,
-            retry_policy=ENGINE_RETRY,
         )
+
+    async def _bookkeeping(self, name: str, arg: Any, *, result_type: type | None = None,
+                           activity_id: str | None = None) -> Any:  # fmt: skip
+        """The engine's own short database calls: local activities (one marker, no task round trip)."""
+        if self.local_bookkeeping:
+            return await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=ENGINE_TIMEOUT,
+                retry_policy=ENGINE_RETRY, activity_id=activity_id,
+            )  # fmt: skip
+        return await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=ENGINE_TIMEOUT,
+            retry_policy=ENGINE_RETRY, activity_id=activity_id,
+        )  # fmt: skip
 
     async def _compensate(self) -> None:
         """Saga: compensation bodies of completed steps, in reverse completion order, each failure reported."""
