@@ -69,6 +69,7 @@ class PlaybookWorkflow:
         self.named_activities = True
         self.local_bookkeeping = True
         self.handing_over = False
+        self._details_due = False
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -77,6 +78,7 @@ class PlaybookWorkflow:
         self.local_bookkeeping = workflow.patched("local-bookkeeping")
         self.named_activities = self.local_bookkeeping or workflow.patched("activity-ids-name-steps")
         state = self.state
+        self._details = asyncio.create_task(self._keep_details())
         try:
             if state.prepared is None:
                 await self._prepare(input)
@@ -156,6 +158,7 @@ class PlaybookWorkflow:
         if status != ExecutionStatus.completed:
             await self._compensate()
         self.changed()
+        self._refresh_details()
         await workflow.wait_condition(workflow.all_handlers_finished)
         if state.prepared is not None:
             await self.update_execution()
@@ -430,5 +433,16 @@ class PlaybookWorkflow:
         ]
         if updates:
             workflow.upsert_search_attributes(updates)
-        if state.prepared:
-            workflow.set_current_details(markdown(state, workflow.info().workflow_id))
+        self._details_due = True
+
+    async def _keep_details(self) -> None:
+        """The Web UI's current details, rebuilt once whenever the run is idle rather than on every change
+        (a foreach of 1,000 quick steps made it quadratic); no commands, so replay is unaffected."""
+        while True:
+            await workflow.wait_condition(lambda: self._details_due)
+            self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        self._details_due = False
+        if self.state.prepared:
+            workflow.set_current_details(markdown(self.state, workflow.info().workflow_id))
