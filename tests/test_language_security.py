@@ -272,7 +272,9 @@ _CHILD = textwrap.dedent(
 def test_resource_bombs_are_refused(bomb: str) -> None:
     root = Path(__file__).resolve().parent.parent
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, bomb], capture_output=True, text=True, timeout=2, cwd=root)
+        # a bomb that got through runs for minutes or exhausts memory; the bound only has to outlast a busy machine
+        command = [sys.executable, "-c", _CHILD, bomb]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=root)
     except subprocess.TimeoutExpired:
-        pytest.fail("still running after 2 s")
+        pytest.fail("still running after 60 s: the expression was not refused")
     assert done.stdout.strip() == "security", done.stdout + done.stderr
