@@ -96,13 +96,17 @@ async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = N
         runtime = metrics_runtime(bind) if bind else None
     except ValueError as exc:
         raise SystemExit(f"playbook worker: {exc}") from None
-    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
+    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs,
+                             max_size=settings.db_pool)  # fmt: skip
     try:
         count = await sync_catalog(store, settings.playbooks_dir)
         client = await connect(settings, runtime=runtime)
         if bind:
             log.info("metrics on http://%s/metrics", bind)
-        worker = build_worker(client, store, task_queue=settings.task_queue)
+        worker = build_worker(
+            client, store, task_queue=settings.task_queue, max_cached_workflows=settings.workflow_cache,
+            max_concurrent_activities=settings.activity_concurrency,
+        )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
