@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -9,7 +12,7 @@ from uuid import UUID
 from temporalio import activity
 from temporalio.client import Client
 
-from model import PlaybookError, load_playbook
+from model import Playbook, PlaybookError, load_playbook
 from model.execution import ExecutionUpdate, NoteRequest, Prepared, PrepareRequest
 from model.status import ExecutionStatus
 from store import RUNNABLE, StepKey, Store
@@ -17,11 +20,26 @@ from store.catalog import definition_sha
 
 from .errors import fail, user_facing
 
+DEFINITION_CACHE = 256
+"""Distinct definitions a worker keeps validated (least recently used dropped first)."""
+
 
 class EngineActivities:
     def __init__(self, store: Store, client: Client) -> None:
         self.store = store
         self.client = client
+        self._definitions: OrderedDict[str, Playbook] = OrderedDict()
+        """Validated definitions by sha256: validation compiles every template, once per worker is enough."""
+
+    def _validated(self, definition: dict[str, Any]) -> Playbook:
+        sha = hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()
+        if (known := self._definitions.get(sha)) is not None:
+            self._definitions.move_to_end(sha)
+            return known
+        playbook = self._definitions[sha] = load_playbook(definition)
+        if len(self._definitions) > DEFINITION_CACHE:
+            self._definitions.popitem(last=False)
+        return playbook
 
     @activity.defn(name="prepare_execution")
     async def prepare_execution(self, req: PrepareRequest) -> Prepared:
@@ -40,7 +58,7 @@ class EngineActivities:
             )
         definition = entry.definition if entry else req.inline or {}
         try:
-            playbook = load_playbook(definition)
+            playbook = self._validated(definition)
         except PlaybookError as exc:
             raise fail("InvalidPlaybook", f"playbook {req.playbook_id} is invalid: {exc}") from None
         if playbook.template:

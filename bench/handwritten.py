@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -48,3 +49,22 @@ class HandWritten:
             ),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=RETRY,
         )  # fmt: skip
+
+
+@workflow.defn(name="BareHandWritten")
+class BareHandWritten:
+    """What a user would write without an audit trail: one bare upsert activity per step, nothing else."""
+
+    @workflow.run
+    async def run(self, input: ExecutionInput) -> None:
+        info = workflow.info()
+        for step in (input.playbook or {})["steps"]:
+            await workflow.execute_activity(
+                "bare_upsert", BareUpsert(organization=input.organization_id, code=f"{info.workflow_id}-{step['id']}"),
+                start_to_close_timeout=timedelta(minutes=5), retry_policy=RETRY,
+            )  # fmt: skip
+
+
+class BareUpsert(BaseModel):
+    organization: str
+    code: str

@@ -1,10 +1,15 @@
-"""Interpreted playbook vs a hand-written workflow doing the same activities, in one run.
+"""What the interpreter costs, in one run: throughput against two hand-written baselines, history events,
+and the latency people feel.
 
-    .venv/bin/python -m bench.workflow_bench [--executions 100] [--steps 10]
+    .venv/bin/python -m bench.workflow_bench [--executions 30] [--steps 10] [--rounds 5] [--latency 40]
 
-Both run on the same dev server, worker and Postgres: the hand-written workflow calls the same
-`prepare_execution`, N × `entity` and `update_execution` activities with the same options. Prints
-executions/s, steps/s, the throughput ratio, history events per step and the worker's peak RSS.
+All on one dev server, one worker and one Postgres, at the same concurrency, in interleaved rounds:
+- **PlaybookWorkflow** runs a playbook of N `entity` steps;
+- **HandWritten** (same work) calls the project's activities — prepare, N × `entity`, update — as a team would;
+- **BareHandWritten** calls one bare upsert statement per step: no audit trail, no exactly-once record.
+Prints medians with the spread per round, history events, the extra events per execution, then the latency
+from a `complete_step` signal (and a `submit_step` update) to the next step's activity starting, and from
+start to the first step running (p50/p99, from the history's own event times).
 """
 
 from __future__ import annotations
@@ -17,108 +22,150 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from bench.handwritten import HandWritten
+from bench.bare import bare_upsert_activity
+from bench.handwritten import BareHandWritten, HandWritten
+from config import DATA_CONVERTER
 from model import search_attributes as sa
 from model.execution import ExecutionInput
 from runtime.worker import build_worker
-from starter.client import PlaybookClient
-from store import Store, migrate
+from store import Store
 from store.pgserver import start_postgres
+
+NAMES = ("PlaybookWorkflow", "HandWritten", "BareHandWritten")
+QUEUE = "bench"
 
 
 def playbook(steps: int) -> dict[str, Any]:
     return {
-        "id": "bench.entities.v1",
-        "name": "Benchmark",
-        "version": 1,
-        "module": "ops",
+        "id": "bench.entities.v1", "name": "Benchmark", "version": 1, "module": "ops",
         "smart_code": "HERA.OPS.BENCH.RUN.v1",
         "steps": [
-            {
-                "id": f"s{i}",
-                "type": "entity",
-                "smart_code": "HERA.OPS.BENCH.ENT.v1",
-                "with": {
-                    "entity_type": "bench",
-                    "entity_name": f"item {i}",
-                    "entity_code": f"{{{{ execution.id }}}}-{i}",
-                },
-            }
+            {"id": f"s{i}", "type": "entity", "smart_code": "HERA.OPS.BENCH.ENT.v1",
+             "with": {"entity_type": "bench", "entity_name": f"item {i}", "entity_code": f"{{{{ execution.id }}}}-{i}"}}
             for i in range(steps)
         ],
-    }
+    }  # fmt: skip
 
 
-async def run_batch(
-    client: PlaybookClient, workflow_name: str, n: int, definition: dict[str, Any]
-) -> tuple[float, int]:
-    """Start n executions at once, wait for all; (seconds, history events of one execution)."""
+PEOPLE = {
+    "id": "bench.people.v1", "name": "Latency", "version": 1, "module": "ops", "smart_code": "HERA.OPS.BENCH.RUN.v1",
+    "steps": [
+        {"id": "decide", "type": "human", "with": {"instructions": "Decide.", "form": {"ok": {"type": "boolean"}}}},
+        {"id": "record", "type": "entity", "smart_code": "HERA.OPS.BENCH.ENT.v1",
+         "with": {"entity_type": "bench", "entity_name": "after", "entity_code": "{{ execution.id }}"}},
+    ],
+}  # fmt: skip
+
+
+def arg(definition: dict[str, Any]) -> ExecutionInput:
+    return ExecutionInput(playbook_id=definition["id"], organization_id="org_bench", playbook=definition)
+
+
+async def run_batch(client: Client, name: str, n: int, definition: dict[str, Any]) -> tuple[float, int]:
+    """Start n executions at once and wait for all: (seconds, history events of one of them)."""
     started = time.perf_counter()
-    handles = []
-    for _ in range(n):
-        arg = ExecutionInput(playbook_id=definition["id"], organization_id="org_bench", playbook=definition)
-        handles.append(
-            await client.client.start_workflow(
-                workflow_name,
-                arg,
-                id=f"bench-{workflow_name}-{uuid.uuid4().hex[:10]}",
-                task_queue=client.task_queue,
-            )
-        )
+    handles = [
+        await client.start_workflow(name, arg(definition), id=f"bench-{name}-{uuid.uuid4().hex[:10]}", task_queue=QUEUE)
+        for _ in range(n)
+    ]
     await asyncio.gather(*(h.result() for h in handles))
     elapsed = time.perf_counter() - started
-    events = len([e async for e in handles[0].fetch_history_events()])
-    return elapsed, events
+    return elapsed, len([e async for e in handles[0].fetch_history_events()])
+
+
+async def event_times(client: Client, workflow_id: str) -> list[tuple[str, datetime]]:
+    return [
+        (EventType.Name(e.event_type).removeprefix("EVENT_TYPE_"), e.event_time.ToDatetime())
+        async for e in client.get_workflow_handle(workflow_id).fetch_history_events()
+    ]
+
+
+async def latencies(client: Client, n: int, *, by_update: bool) -> tuple[list[float], list[float]]:
+    """(start → first step running, completion sent → next step running), in ms, for n executions one by one."""
+    to_first, to_next = [], []
+    for _ in range(n):
+        wid = f"bench-latency-{uuid.uuid4().hex[:10]}"
+        handle = await client.start_workflow("PlaybookWorkflow", arg(PEOPLE), id=wid, task_queue=QUEUE)
+        while "decide" not in (((await handle.query("status")).get("waiting_for") and "decide") or ""):
+            status = await handle.query("status")
+            if status["waiting_for"]:
+                break
+            await asyncio.sleep(0.005)
+        completion = {"step_id": "decide", "data": {"ok": True}}
+        sent = datetime.now().astimezone()
+        if by_update:
+            await handle.execute_update("submit_step", completion)
+        else:
+            await handle.signal("complete_step", completion)
+        await handle.result()
+        events = await event_times(client, wid)
+        begun = events[0][1]
+        # the first step is the human one: it "runs" when the workflow task that made it wait completes
+        waiting_at = next(t for kind, t in events if kind == "WORKFLOW_TASK_COMPLETED")
+        next_start = [t for kind, t in events if kind == "ACTIVITY_TASK_STARTED"][-1]
+        to_first.append((waiting_at - begun).total_seconds() * 1000)
+        to_next.append((next_start.timestamp() - sent.timestamp()) * 1000)
+    return to_first, to_next
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--executions", type=int, default=100)
+    parser.add_argument("--executions", type=int, default=30, help="concurrent executions per batch")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5, help="paired rounds after a warm-up; the order alternates")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds after a warm-up")
+    parser.add_argument("--latency", type=int, default=40, help="executions per latency measurement")
     args = parser.parse_args()
     definition = playbook(args.steps)
-    names = ["PlaybookWorkflow", "HandWritten"]
     with start_postgres() as pg:
-        await migrate(pg.dsn)
         store = await Store.open(pg.dsn, auto_register_orgs=True, max_size=20)
         env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
+            data_converter=DATA_CONVERTER,
             search_attributes=list(sa.ALL),
             dev_server_existing_path=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"),
             dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
         )
-        async with env, build_worker(env.client, store, task_queue="bench", extra_workflows=[HandWritten]):
-            client = PlaybookClient(env.client, task_queue="bench")
-            for name in names:  # warm-up: sandbox caches, connection pools, the server's task queues
-                await run_batch(client, name, args.executions, definition)
-            results: dict[str, list[tuple[float, int]]] = {name: [] for name in names}
+        worker = build_worker(env.client, store, task_queue=QUEUE, extra_workflows=[HandWritten, BareHandWritten],
+                              extra_activities=[bare_upsert_activity(store)])  # fmt: skip
+        async with env, worker:
+            for name in NAMES:  # warm-up: sandbox caches, connection pools, the server's task queues
+                await run_batch(env.client, name, args.executions, definition)
+            results: dict[str, list[tuple[float, int]]] = {name: [] for name in NAMES}
             for round_no in range(args.rounds):
-                # a shared 2-core machine drifts: pair the two in each round, in alternating order
-                for name in names if round_no % 2 == 0 else reversed(names):
-                    results[name].append(await run_batch(client, name, args.executions, definition))
+                order = NAMES[round_no % 3 :] + NAMES[: round_no % 3]  # a shared machine drifts: rotate the order
+                for name in order:
+                    results[name].append(await run_batch(env.client, name, args.executions, definition))
+            first_sig, next_sig = await latencies(env.client, args.latency, by_update=False)
+            _, next_upd = await latencies(env.client, args.latency, by_update=True)
         await store.close()
-    print(f"{args.executions} concurrent executions x {args.steps} entity steps, {args.rounds} paired rounds")
+    print(f"{args.executions} concurrent executions x {args.steps} entity steps, {args.rounds} interleaved rounds")
     for name, runs in results.items():
-        rate = statistics.median(args.executions / seconds for seconds, _ in runs)
+        rates = [args.executions / seconds for seconds, _ in runs]
         events = runs[0][1]
-        print(
-            f"  {name:<17} {rate:6.1f} executions/s  {rate * args.steps:7.1f} steps/s (median)  "
-            f"{events} history events ({events / args.steps:.2f} per step)"
-        )
-    ratios = sorted(b[0] / a[0] for a, b in zip(results["PlaybookWorkflow"], results["HandWritten"], strict=True))
-    print(
-        f"  throughput ratio interpreted / hand-written: {statistics.median(ratios):.2f}x "
-        f"(per round {ratios[0]:.2f}..{ratios[-1]:.2f})"
-    )
-    extra = (results["PlaybookWorkflow"][0][1] - results["HandWritten"][0][1]) / args.steps
-    print(f"  extra history events per step: {extra:.2f}")
+        print(f"  {name:<17} {statistics.median(rates):6.1f} executions/s (rounds {min(rates):.1f}..{max(rates):.1f})"
+              f"  {events} history events ({events / args.steps:.2f} per step)")  # fmt: skip
+    interpreted = results["PlaybookWorkflow"]
+    for baseline, label in (("HandWritten", "same work"), ("BareHandWritten", "bare")):
+        ratios = sorted(b[0] / a[0] for a, b in zip(interpreted, results[baseline], strict=True))
+        extra = interpreted[0][1] - results[baseline][0][1]
+        print(f"  ratio vs {label:<9} hand-written: {statistics.median(ratios):.2f}x "
+              f"(rounds {ratios[0]:.2f}..{ratios[-1]:.2f}); extra history events per execution: {extra}")  # fmt: skip
+    print(f"latency over {args.latency} executions, one at a time (ms, p50 / p99)")
+    print(f"  start -> first step running:            {pct(first_sig, 0.5):6.1f} / {pct(first_sig, 0.99):6.1f}")
+    print(f"  complete_step signal -> next activity:   {pct(next_sig, 0.5):6.1f} / {pct(next_sig, 0.99):6.1f}")
+    print(f"  submit_step update -> next activity:     {pct(next_upd, 0.5):6.1f} / {pct(next_upd, 0.99):6.1f}")
     print(f"  worker process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

@@ -21,6 +21,13 @@ class Settings:
     """The playbook library synced to the catalog (PLAYBOOKS_DIR)."""
     auto_register_orgs: bool = False
     """Register unknown organization codes on first use (PLAYBOOK_AUTO_REGISTER_ORGS; on in dev)."""
+    workflow_cache: int = 1000
+    """Executions a worker keeps in memory between tasks (PLAYBOOK_WORKFLOW_CACHE): more means fewer replays
+    and more memory (see docs/operations.md, Performance and sizing)."""
+    activity_concurrency: int = 100
+    """Step activities a worker runs at once (PLAYBOOK_ACTIVITY_CONCURRENCY)."""
+    db_pool: int = 10
+    """Postgres connections per worker (PLAYBOOK_DB_POOL); keep it near the activity concurrency that writes."""
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -32,6 +39,22 @@ class Settings:
             "database_url": env.get("DATABASE_URL") or None,
             "playbooks_dir": Path(env.get("PLAYBOOKS_DIR", str(cls.playbooks_dir))),
             "auto_register_orgs": env.get("PLAYBOOK_AUTO_REGISTER_ORGS", "").lower() in ("1", "true", "yes"),
+            "workflow_cache": _count(env, "PLAYBOOK_WORKFLOW_CACHE", cls.workflow_cache),
+            "activity_concurrency": _count(env, "PLAYBOOK_ACTIVITY_CONCURRENCY", cls.activity_concurrency),
+            "db_pool": _count(env, "PLAYBOOK_DB_POOL", cls.db_pool),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _count(env: os._Environ[str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SystemExit(f"{name}: {text!r} is not a whole number") from None
+    if value < 1:
+        raise SystemExit(f"{name}: must be at least 1 (got {value})")
+    return value

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import py_compile
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -15,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import activities.outside  # noqa: F401  (registers the http and notification step types)
+import workflows
 from activities.catalog import sync_catalog
 from activities.engine import EngineActivities
 from activities.observability import StepTelemetry, configure_logging, metrics_address, metrics_runtime
@@ -28,13 +32,25 @@ log = logging.getLogger("playbook.worker")
 
 # deterministic, pure libraries shared with workflow code instead of re-imported per run
 PASSTHROUGH = ("model", "jinja2", "markupsafe", "pydantic", "pydantic_core", "annotated_types", "yaml")
+# the interpreter's stateless step handlers too (they read time and ids only through `workflow`): re-importing
+# them per run was the largest per-execution cost; the workflow class itself stays sandboxed
+HANDLER_MODULES = ("workflows.dispatch", "workflows.control", "workflows.people", "workflows.automated")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox PlaybookWorkflow runs in (workers and replayers alike)."""
+    _compile_workflow_modules()
     return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH, *HANDLER_MODULES)
     )
+
+
+def _compile_workflow_modules() -> None:
+    """Write the workflow package's bytecode once per worker: the sandbox imports it anew for every run, and
+    without .pyc files (PYTHONDONTWRITEBYTECODE, editable installs) each run would compile it from source."""
+    for path in Path(workflows.__file__).parent.glob("*.py"):
+        with contextlib.suppress(OSError, py_compile.PyCompileError):
+            py_compile.compile(str(path), doraise=True)
 
 
 def build_worker(
@@ -44,6 +60,7 @@ def build_worker(
     task_queue: str,
     after_write: Callable[[StepRequest], Awaitable[None] | None] | None = None,
     extra_workflows: Sequence[type] = (),
+    extra_activities: Sequence[Callable[..., Any]] = (),
     **options: Any,
 ) -> Worker:
     """A worker for PlaybookWorkflow and every registered step activity on one task queue.
@@ -58,7 +75,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=[PlaybookWorkflow, PlaybookNoteWorkflow, *extra_workflows],
-        activities=[*engine.activities(), *steps.activities()],
+        activities=[*engine.activities(), *steps.activities(), *extra_activities],
         workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=30),
         interceptors=[StepTelemetry(runtime.metric_meter)],
@@ -79,13 +96,17 @@ async def run_worker(settings: Settings, *, ready: Callable[[], None] | None = N
         runtime = metrics_runtime(bind) if bind else None
     except ValueError as exc:
         raise SystemExit(f"playbook worker: {exc}") from None
-    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs)
+    store = await Store.open(settings.database_url, auto_register_orgs=settings.auto_register_orgs,
+                             max_size=settings.db_pool)  # fmt: skip
     try:
         synced = await sync_catalog(store, settings.playbooks_dir, (runtime or Runtime.default()).metric_meter)
         client = await connect(settings, runtime=runtime)
         if bind:
             log.info("metrics on http://%s/metrics", bind)
-        worker = build_worker(client, store, task_queue=settings.task_queue)
+        worker = build_worker(
+            client, store, task_queue=settings.task_queue, max_cached_workflows=settings.workflow_cache,
+            max_concurrent_activities=settings.activity_concurrency,
+        )  # fmt: skip
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

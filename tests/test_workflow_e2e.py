@@ -233,12 +233,9 @@ async def test_parallel_branches_overlap(playbooks: PlaybookClient) -> None:
     # all three activities were scheduled before the first of them completed
     events = [e async for e in handle.fetch_history_events()]
     kinds = [e.event_type for e in events]
-    first_done = kinds.index(
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
-        kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) + 1,
-    )
+    first_done = kinds.index(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED)
     scheduled_before = kinds[:first_done].count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
-    assert scheduled_before >= 4  # prepare_execution + the three branches
+    assert scheduled_before >= 3  # the three branches (prepare_execution is a local activity)
 
 
 async def test_pause_holds_new_steps(playbooks: PlaybookClient) -> None:
@@ -433,4 +430,4 @@ async def test_current_details_show_progress_and_the_signal_that_completes_the_s
     await playbooks.handle(handle.id).signal("complete_step", signal)
     status = await until(playbooks, handle.id, lambda s: s.steps[1].status == "completed")
     assert status.steps[1].completed_by == "your-name"
-    await playbooks.handle(handle.id).terminate("test over")
+    assert (await handle.result())["status"] == "completed"  # a zero limit needs no approval
