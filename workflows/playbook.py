@@ -171,7 +171,7 @@ class PlaybookWorkflow:
                 status=state.status,
                 error=state.error,
                 outputs=self._masked(state.outputs) if state.status == ExecutionStatus.completed else None,
-                lines=self._masked(lines),
+                lines=lines,
             ),
             start_to_close_timeout=ENGINE_TIMEOUT,
             retry_policy=ENGINE_RETRY,
