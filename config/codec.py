@@ -32,7 +32,8 @@ def parse_keys(text: str, *, source: str = KEYS_ENV) -> list[tuple[str, bytes]]:
             continue
         key_id, sep, encoded = entry.strip().partition(":")
         if not sep or not key_id:
-            raise KeysInvalid(f"{source}: {key_id or entry.strip()!r} is not key_id:base64 (e.g. k1:<32 bytes, base64>)")
+            shown = key_id or entry.strip()
+            raise KeysInvalid(f"{source}: {shown!r} is not key_id:base64 (e.g. k1:<32 bytes, base64>)")
         try:
             key = base64.b64decode(encoded, validate=True)
         except binascii.Error:
@@ -94,6 +95,6 @@ class EncryptionCodec(PayloadCodec):
             try:
                 plain = cipher.decrypt(payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:], key_id.encode())
             except InvalidTag:
-                raise ValueError(f"payload does not decrypt with key {key_id!r} (tampered, or a different key)") from None
+                raise ValueError(f"payload does not decrypt with key {key_id!r} (tampered, or another key)") from None
             decoded.append(Payload.FromString(plain))
         return decoded
