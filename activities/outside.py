@@ -90,7 +90,8 @@ async def notification(store: Store, req: StepRequest) -> dict[str, Any]:
     recipients = [spec.to] if isinstance(spec.to, str) else spec.to
     match spec.channel:
         case "log":
-            log.info("notification %s to %s: %s — %s", message_id, ", ".join(recipients), spec.subject, spec.body)
+            subject, body = mask([spec.subject, spec.body], req.secrets)  # the log line is made masked
+            log.info("notification %s to %s: %s — %s", message_id, ", ".join(recipients), subject, body)
         case "webhook":
             payload = {"message_id": message_id, "subject": spec.subject, "body": spec.body}
             async with httpx.AsyncClient(timeout=30) as client:
