@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
+from model.masking import mask
 from store import StoreError, StoreUnavailable
 
 _TEMPLATE_BRANCH = "constrained-str"  # the "{{ template }}" member of unions such as `lines: list | template`
@@ -45,3 +46,21 @@ async def user_facing() -> AsyncIterator[None]:
 
 def fail(kind: str, message: str, **details: Any) -> ApplicationError:
     return ApplicationError(message, details or None, type=kind, non_retryable=True)
+
+
+@asynccontextmanager
+async def masked_errors(secrets: list[str]) -> AsyncIterator[None]:
+    """A step's failure leaves the activity masked: its message and details reach history, logs and the UI."""
+    try:
+        yield
+    except ApplicationError as exc:
+        if not secrets:
+            raise
+        raise ApplicationError(
+            mask(exc.message, secrets), *mask(list(exc.details), secrets), type=exc.type,
+            non_retryable=exc.non_retryable, next_retry_delay=exc.next_retry_delay,
+        ) from None  # fmt: skip
+    except Exception as exc:  # an unexpected error is retried, as before, but says nothing in clear
+        if not secrets:
+            raise
+        raise ApplicationError(mask(f"{exc}", secrets), type=type(exc).__name__) from None

@@ -8,6 +8,7 @@ so the receiver can drop the rare duplicate after a crash between sending and re
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import smtplib
@@ -23,6 +24,7 @@ from model.masking import mask
 from model.steps import HttpWith, NotificationWith
 from store import Store
 
+from . import egress
 from .errors import fail
 from .steps import step_audit, step_handler, step_key
 
@@ -44,13 +46,13 @@ async def _already_done(store: Store, req: StepRequest) -> dict[str, Any] | None
     return None
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(response: httpx.Response, raw: bytes) -> Any:
     if "json" in response.headers.get("content-type", ""):
         try:
-            return response.json()
+            return json.loads(raw)
         except ValueError:
             pass
-    return response.text[:MAX_BODY]
+    return raw[:MAX_BODY].decode(response.encoding or "utf-8", errors="replace")
 
 
 @step_handler("http")
@@ -62,16 +64,19 @@ async def http(store: Store, req: StepRequest) -> dict[str, Any]:
     headers = {"Idempotency-Key": idempotency_key(req), **spec.headers}
     try:
         async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.request(spec.method, spec.url, headers=headers, json=spec.json_)
+            response, raw = await egress.request(client, spec.method, spec.url, headers=headers, json=spec.json_)
     except httpx.HTTPError as exc:  # network trouble: Temporal retries per the step's policy
         raise RuntimeError(f"{spec.method} {spec.url}: {type(exc).__name__}: {exc}") from None
     ok = response.status_code in expected if expected else response.is_success
     if not ok:
-        message = f"{spec.method} {spec.url} answered {response.status_code}: {response.text[:200]}"
+        text = raw[:200].decode(response.encoding or "utf-8", errors="replace")
+        message = f"{spec.method} {spec.url} answered {response.status_code}: {text}"
         if response.status_code >= 500 or response.status_code == 429:
             raise RuntimeError(message)  # the service may recover: retried
         raise fail("HttpStatus", mask(message, req.secrets), status=response.status_code)
-    output = {"status": response.status_code, "body": _body(response)}
+    output: dict[str, Any] = {"status": response.status_code, "body": _body(response, raw)}
+    if len(raw) >= egress.max_bytes():
+        output["truncated_at_bytes"] = len(raw)
     await store.record_step(UUID(req.organization_uuid), step_key(req), step_audit(req, output=output))
     return output
 
@@ -85,12 +90,15 @@ async def notification(store: Store, req: StepRequest) -> dict[str, Any]:
     recipients = [spec.to] if isinstance(spec.to, str) else spec.to
     match spec.channel:
         case "log":
-            log.info("notification %s to %s: %s — %s", message_id, ", ".join(recipients), spec.subject, spec.body)
+            subject, body = mask([spec.subject, spec.body], req.secrets)  # the log line is made masked
+            log.info("notification %s to %s: %s — %s", message_id, ", ".join(recipients), subject, body)
         case "webhook":
             payload = {"message_id": message_id, "subject": spec.subject, "body": spec.body}
             async with httpx.AsyncClient(timeout=30) as client:
                 for url in recipients:
-                    response = await client.post(url, json=payload, headers={"Idempotency-Key": message_id})
+                    response, _ = await egress.request(
+                        client, "POST", url, json=payload, headers={"Idempotency-Key": message_id}
+                    )
                     if not response.is_success:
                         raise RuntimeError(f"webhook {url} answered {response.status_code}")
         case "email":

@@ -23,7 +23,8 @@ from model.status import StepStatus
 from model.steps import EntityWith, RelationshipWith, TransactionWith
 from store import EntityWrite, RelationshipWrite, StepAudit, StepKey, Store, TransactionWrite
 
-from .errors import fail, user_facing
+from .errors import fail, masked_errors, user_facing
+from .secrets import resolve
 
 StepHandler = Callable[[Store, StepRequest], Awaitable[dict[str, Any]]]
 MAX_OUTPUT_BYTES = 32 * 1024
@@ -177,7 +178,8 @@ class StepActivities:
 
     def _activity(self, name: str, handler: StepHandler) -> Callable[..., Any]:
         async def run(req: StepRequest) -> dict[str, Any]:
-            async with user_facing():
+            req = resolve(req)
+            async with masked_errors(req.secrets), user_facing():
                 output = await handler(self.store, req)
             if self.after_write is not None and inspect.isawaitable(hooked := self.after_write(req)):
                 await hooked

@@ -5,6 +5,6 @@ imports another for its settings.
 """
 
 from .settings import Settings
-from .temporal import DATA_CONVERTER, connect
+from .temporal import DATA_CONVERTER, connect, data_converter
 
-__all__ = ["DATA_CONVERTER", "Settings", "connect"]
+__all__ = ["DATA_CONVERTER", "Settings", "connect", "data_converter"]

@@ -238,13 +238,13 @@ class RunState(Wire):
             view.error = self.masked(reason)
         if record:
             definition, iteration = split_view_id(step_id)
-            self.unrecorded.append(
+            output = view.output if isinstance(view.output, dict | None) else {"value": view.output}
+            self.unrecorded.append(  # masked as it is made: the line is what the audit row will hold
                 AuditLine(
                     step_id=definition,
-                    iteration=iteration, step_type=view.type, status=status, data=view.data,
-                    output=view.output if isinstance(view.output, dict | None) else {"value": view.output},
-                    error=view.error, completed_by=view.completed_by, attempts=view.attempts,
-                    started_at=view.started_at, finished_at=view.finished_at,
+                    iteration=iteration, step_type=view.type, status=status, data=self.masked(view.data),
+                    output=self.masked(output), error=view.error, completed_by=view.completed_by,
+                    attempts=view.attempts, started_at=view.started_at, finished_at=view.finished_at,
                 )
             )  # fmt: skip
 

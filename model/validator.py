@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import expressions
+from . import expressions, secrets
 from .loader import Document, parse_playbook, playbook_files, problem_at, read_document, schema_message
 from .messages import StepCompletion
 from .playbook import Playbook
@@ -205,8 +205,10 @@ class _Checker:
         for step_id, placed in self.placed.items():
             raw = _raw(self.doc.data, placed.path)
             scope = None if placed.free else self.ancestors(step_id)
+            takes_secrets = secrets.allowed_in(placed.step.type)
             for rel, text, is_condition in _expressions_of(raw):
-                self.check_one((*placed.path, *rel), text, is_condition, scope, placed.loop_names)
+                allow = takes_secrets and rel[0] == "with" and not is_condition
+                self.check_one((*placed.path, *rel), text, is_condition, scope, placed.loop_names, secrets_ok=allow)
         for name, value in self.playbook.outputs.items():
             for rel, text in expressions.templates_in(value):
                 self.check_one(("outputs", name, *rel), text, False, None, ())
@@ -215,8 +217,9 @@ class _Checker:
                 self.check_one(("success_criteria", index), criterion, True, None, ())
 
     def check_one(
-        self, path: Path_, text: str, is_condition: bool, scope: set[str] | None, loops: tuple[str, ...]
-    ) -> None:
+        self, path: Path_, text: str, is_condition: bool, scope: set[str] | None, loops: tuple[str, ...],
+        *, secrets_ok: bool = False,
+    ) -> None:  # fmt: skip
         if is_condition and "{{" in text:
             self.report(Group.expressions, path, "a condition is a bare expression: write x > 1, not {{ x > 1 }}")
             return
@@ -226,6 +229,12 @@ class _Checker:
             self.report(Group.expressions, path, exc.message)
             return
         allowed = ROOT_NAMES | set(loops) | ({"loop"} if loops else set())
+        if secrets.NAMESPACE in refs.names - allowed:
+            if not secrets_ok:
+                where = ", ".join(secrets.STEP_TYPES)
+                message = f"secrets: allowed only in the with: of {where} and registered step types"
+                self.report(Group.expressions, path, message)
+            allowed |= {secrets.NAMESPACE}
         for name in sorted(refs.names - allowed):
             self.report(
                 Group.expressions,

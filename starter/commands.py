@@ -188,7 +188,8 @@ async def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(logging.WARNING)
     logging.getLogger("playbook").setLevel(logging.INFO)
-    await run_dev(settings, state_dir=Path(args.state_dir), ui_port=args.ui_port, port=args.port)
+    codec_port = args.codec_port or args.ui_port + 1
+    await run_dev(settings, state_dir=Path(args.state_dir), ui_port=args.ui_port, port=args.port, codec_port=codec_port)
     return 0
 
 
@@ -197,6 +198,7 @@ def register_runtime_commands(add: Add) -> None:
     p.add_argument("--state-dir", default=".local", help="where Temporal and Postgres keep their data")
     p.add_argument("--port", type=int, default=7233, help="Temporal frontend port")
     p.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
+    p.add_argument("--codec-port", type=int, default=None, help="codec server port (default: the UI port + 1)")
     add("worker", run_async(cmd_worker), "run a worker (configured by the environment)")
     p = add("run", run_async(cmd_run), "start a playbook")
     p.add_argument("id", metavar="ID")

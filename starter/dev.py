@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from config import Settings, connect
+from config.codec import KEYS_ENV, KEYS_FILE_ENV, new_key_line
 from model import search_attributes as sa
 
 DEMO = '{"customer_name": "Acme Corp", "email": "ops@acme.example", "tax_id": "DE123456789"}'
@@ -28,10 +29,10 @@ def temporal_binary() -> str:
     return found
 
 
-def start_temporal(state_dir: Path, *, port: int, ui_port: int) -> subprocess.Popen[bytes]:
+def start_temporal(state_dir: Path, *, port: int, ui_port: int, codec_url: str) -> subprocess.Popen[bytes]:
     command = [
         temporal_binary(), "server", "start-dev",
-        "--port", str(port), "--ui-port", str(ui_port),
+        "--port", str(port), "--ui-port", str(ui_port), "--ui-codec-endpoint", codec_url,
         "--db-filename", str(state_dir / "temporal.db"),
         *SQLITE_PRAGMAS,
         "--log-level", "error",
@@ -40,6 +41,27 @@ def start_temporal(state_dir: Path, *, port: int, ui_port: int) -> subprocess.Po
         command += ["--search-attribute", flag]
     log = (state_dir / "temporal.log").open("ab")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def dev_keys(state_dir: Path) -> Path:
+    """The state folder's encryption key (made on first start), unless keys are configured already."""
+    if os.environ.get(KEYS_ENV) or os.environ.get(KEYS_FILE_ENV):
+        return Path(os.environ.get(KEYS_FILE_ENV) or KEYS_ENV)
+    path = state_dir / "encryption.keys"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(new_key_line("dev1") + "\n")
+    os.environ[KEYS_FILE_ENV] = str(path)  # the worker here and the codec server read it
+    return path
+
+
+def start_codec_server(state_dir: Path, *, port: int, ui_port: int) -> subprocess.Popen[bytes]:
+    """The codec endpoint the Web UI decodes through (the gateway's router, served on its own)."""
+    env = {**os.environ, "PLAYBOOK_CODEC_CORS_ORIGIN": f"http://localhost:{ui_port}"}
+    command = [sys.executable, "-m", "uvicorn", "gateway.codec:app", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    log = (state_dir / "codec.log").open("ab")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def psql_command(dsn: str) -> str | None:
@@ -65,13 +87,15 @@ async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes]
     raise SystemExit("playbook dev: the Temporal server did not start within 60 s")
 
 
-async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: int) -> None:
+async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: int, codec_port: int) -> None:
     from runtime.worker import run_worker
     from store.pgserver import start_postgres
 
     state_dir.mkdir(parents=True, exist_ok=True)
+    keys = dev_keys(state_dir)
     settings = Settings.from_env(temporal_address=f"localhost:{port}", auto_register_orgs=True)
-    temporal = start_temporal(state_dir, port=port, ui_port=ui_port)
+    codec = start_codec_server(state_dir, port=codec_port, ui_port=ui_port)
+    temporal = start_temporal(state_dir, port=port, ui_port=ui_port, codec_url=f"http://localhost:{codec_port}/codec")
     try:
         postgres = start_postgres(state_dir / "postgres")
         try:
@@ -83,9 +107,11 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
 
             def ready() -> None:
                 print(f"\nTemporal Web UI:  http://localhost:{ui_port}", flush=True)
+                print(f"Codec server:     http://localhost:{codec_port}/codec (payloads encrypted with {keys})")
                 print(f"Postgres:         {postgres.dsn}")
                 if psql := psql_command(postgres.dsn):
                     print(f"  psql:           {psql}")
+                print(f"Clients need the key:  export {KEYS_FILE_ENV}={keys.resolve()}")
                 print("Try the customer onboarding playbook:")
                 print(f"  {me} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
                 print(
@@ -97,8 +123,10 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
         finally:
             postgres.stop()
     finally:
+        codec.terminate()
         temporal.terminate()
         try:
             temporal.wait(timeout=15)
         except subprocess.TimeoutExpired:
             temporal.kill()
+        codec.wait(timeout=15)

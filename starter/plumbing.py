@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.service import RPCError
 
 from config import Settings
+from config.codec import KeysInvalid
 
 
 class UserError(Exception):
@@ -39,6 +40,8 @@ def run_async(fn: Callable[..., Any]) -> Callable[[argparse.Namespace, Settings]
             code: int = asyncio.run(fn(args, settings))
         except RPCError as exc:
             raise UserError(f"Temporal: {exc.message}") from None
+        except KeysInvalid as exc:
+            raise UserError(str(exc)) from None
         except RuntimeError as exc:
             if "connect" in str(exc).lower():
                 raise UserError(

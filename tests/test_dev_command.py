@@ -60,7 +60,9 @@ def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"Temporal Web UI:  http://localhost:{ui_port}" in banner
         demo = next(line for line in banner.splitlines() if " run customer.create.v1 " in line)
         data = demo.split("--data '")[1].split("'")[0]
-        client_env = {**env, "TEMPORAL_ADDRESS": f"localhost:{port}"}
+        keys = tmp_path / "state" / "encryption.keys"
+        assert f"export PLAYBOOK_ENCRYPTION_KEYS_FILE={keys}" in banner
+        client_env = {**env, "TEMPORAL_ADDRESS": f"localhost:{port}", "PLAYBOOK_ENCRYPTION_KEYS_FILE": str(keys)}
         run = subprocess.run(
             [str(BIN / "playbook"), "run", "customer.create.v1", "--org", "org_demo", "--data", data, "--wait"],
             cwd=ROOT, capture_output=True, text=True, timeout=120, env=client_env,

@@ -46,7 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv("PLAYBOOK_HTTP_ALLOW", "127.0.0.1")  # the test server is on loopback: allowed by name
     server = Receiver(("127.0.0.1", 0), _Handler)
     server.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from model import expressions
+from model import expressions, secrets
 from model.execution import StepRequest
 from model.status import StepStatus
 from model.steps import HTTP_ALIASES, Step, ValidationStep
@@ -80,5 +80,8 @@ def render_with(run: Interpreter, step: Step, scope: Scope) -> dict[str, Any]:
                 }
             )
         return {**expressions.render(raw, context), "rules": rules}
+    if secrets.allowed_in(step.type):  # references stay references: the activity resolves them
+        context = {**context, secrets.NAMESPACE: secrets.REFERENCES}
     rendered: dict[str, Any] = expressions.render(raw, context)
     return rendered
+

@@ -187,7 +187,7 @@ class PlaybookWorkflow:
                 status=state.status,
                 error=state.error,
                 outputs=self._masked(state.outputs) if state.status == ExecutionStatus.completed else None,
-                lines=self._masked(lines),
+                lines=lines,
             ),
         )
 
