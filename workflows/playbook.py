@@ -24,12 +24,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 from model import expressions
+from model.claims import apply_claim, check_claim
 from model import search_attributes as sa
 from model.execution import WORKFLOW_NAME, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest
 from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
-from model.run import Rejected, RunState
+from model.run import Conflict, Rejected, RunState
 from model.status import DONE, ENDED, PASSED, ExecutionStatus, StepStatus
 from model.steps import OnError, Step
 from model.validator import default_dependencies
@@ -66,12 +67,17 @@ class PlaybookWorkflow:
         self._busy = 0  # activities and child workflows in flight: a hand-over waits for none
         self.named_activities = True
         self.handing_over = False
+        self.inbox_memo = False
+        # what the memo's inbox last said; unknown in a carried-over run, so its first change rewrites it
+        self._inbox_sent: list[dict[str, Any]] | None = None if input.carried is not None else []
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
         # versioning: runs recorded before activities were named after their steps replay as they ran
         self.named_activities = workflow.patched("activity-ids-name-steps")
+        # versioning: the waiting steps are published in the memo (the gateway's inbox reads visibility)
+        self.inbox_memo = workflow.patched("inbox-memo")
         state = self.state
         try:
             if state.prepared is None:
@@ -322,7 +328,10 @@ class PlaybookWorkflow:
     @workflow.update(name="submit_step")
     def submit_step(self, raw: Any) -> dict[str, Any]:
         """Like complete_step, but an invalid completion is rejected to the caller with the reason."""
-        completion, data = self.state.check_completion(raw)
+        try:  # checked again: two completions validated in one workflow task are applied one after the other
+            completion, data = self.state.check_completion(raw)
+        except Rejected as exc:
+            raise _refusal(exc) from None
         self.state.apply_completion(completion, data, now=workflow.now())
         return {"step_id": completion.step_id, "accepted": True}
 
@@ -331,7 +340,42 @@ class PlaybookWorkflow:
         try:
             self.state.check_completion(raw)
         except Rejected as exc:
-            raise ApplicationError(str(exc), type="Rejected", non_retryable=True) from None
+            raise _refusal(exc) from None
+
+    @workflow.update(name="claim_step")
+    async def claim_step(self, raw: Any) -> dict[str, Any]:
+        """Take a waiting step for yourself: then only you (or an administrator) may complete it."""
+        return await self._claim(raw, release=False)
+
+    @claim_step.validator
+    def _validate_claim(self, raw: Any) -> None:
+        try:
+            check_claim(self.state, raw, release=False)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+
+    @workflow.update(name="release_step")
+    async def release_step(self, raw: Any) -> dict[str, Any]:
+        """Give a claimed step back to everyone who holds its role."""
+        return await self._claim(raw, release=True)
+
+    @release_step.validator
+    def _validate_release(self, raw: Any) -> None:
+        try:
+            check_claim(self.state, raw, release=True)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+
+    async def _claim(self, raw: Any, *, release: bool) -> dict[str, Any]:
+        # checked again here: two claims validated in one workflow task are applied one after the other
+        try:
+            claim, waiting = check_claim(self.state, raw, release=release)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+        if apply_claim(self.state, claim, waiting, release=release, now=workflow.now()):
+            self.changed()
+            await self.update_execution()  # the claim is on record at once
+        return {"step_id": claim.step_id, "claimed_by": waiting.claimed_by}
 
     @workflow.signal(name="pause")
     async def pause(self, args: Any = None) -> None:
@@ -417,5 +461,16 @@ class PlaybookWorkflow:
         ]
         if updates:
             workflow.upsert_search_attributes(updates)
+        if self.inbox_memo and state.prepared:
+            inbox = self._masked([w.model_dump(mode="json", exclude={"example"}) for w in
+                                  state.waiting_views(workflow.info().workflow_id)])
+            if inbox != self._inbox_sent:
+                workflow.upsert_memo({"inbox": inbox})
+                self._inbox_sent = inbox
         if state.prepared:
             workflow.set_current_details(markdown(state, workflow.info().workflow_id))
+
+
+def _refusal(exc: Rejected) -> ApplicationError:
+    """A refused message for the caller: `Conflict` (not waiting, claimed by another) or `Rejected`."""
+    return ApplicationError(str(exc), type="Conflict" if isinstance(exc, Conflict) else "Rejected", non_retryable=True)
