@@ -10,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from temporalio.service import RPCError, RPCStatusCode
 
 MEDIA_TYPE = "application/problem+json"
+_RPC_STATUS = {RPCStatusCode.NOT_FOUND: 404, RPCStatusCode.INVALID_ARGUMENT: 422}
+"""Temporal's answers that are the caller's doing; any other is the service being unavailable (503)."""
 
 
 class FieldProblem(BaseModel):
@@ -67,14 +70,21 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
+    async def on_temporal(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RPCError)
+        status = _RPC_STATUS.get(exc.status, 503)
+        return problem_response(status, f"Temporal: {exc.message}")
+
+    app.add_exception_handler(RPCError, on_temporal)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(HTTPException, on_http)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the problems a route may answer with."""
+    """OpenAPI documentation of the problems a route may answer with (every route may answer 422 and 503)."""
+    schema = {"$ref": "#/components/schemas/ProblemBody"}
     return {
-        s: {"model": ProblemBody, "description": HTTPStatus(s).phrase, "content": {MEDIA_TYPE: {}}}
-        for s in statuses
+        s: {"model": ProblemBody, "description": HTTPStatus(s).phrase, "content": {MEDIA_TYPE: {"schema": schema}}}
+        for s in sorted({*statuses, 422, 503})
     }

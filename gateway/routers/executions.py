@@ -72,7 +72,15 @@ async def list_executions(
     )  # fmt: skip
 
 
-@router.post("", status_code=201, response_model=Started, responses={
+_BY_ID = {"execution_id": "$response.body#/execution_id"}
+STARTED_LINKS = {
+    "GetExecution": {"operationId": "getExecution", "parameters": _BY_ID},
+    "CompleteStep": {"operationId": "completeStep", "parameters": _BY_ID},
+}
+
+
+@router.post("", status_code=201, response_model=Started, operation_id="startExecution", responses={
+    201: {"description": "Started", "links": STARTED_LINKS},
     200: {"model": Started, "description": "An earlier start with the same Idempotency-Key and body"},
     **responses(401, 403, 404, 422, 429)})  # fmt: skip
 async def start_execution(
@@ -114,7 +122,7 @@ async def execution_events(
     return EventSourceResponse(stream(), ping=15)
 
 
-@router.post("/{execution_id:path}/steps/{step_id}/complete", responses=responses(401, 403, 404, 409, 422, 429))
+@router.post("/{execution_id:path}/steps/{step_id}/complete", operation_id="completeStep", responses=responses(401, 403, 404, 409, 422, 429))
 async def complete_step(
     execution_id: str, step_id: str, body: Completion, caller: Annotated[Principal, Depends(writer)],
     eng: Annotated[Engine, Depends(engine)],
@@ -159,7 +167,10 @@ for _action in ("pause", "resume", "cancel"):
                          response_model=Accepted, responses=responses(401, 404, 409, 429))  # fmt: skip
 
 
-@router.get("/{execution_id:path}", responses=responses(401, 404))
+@router.get("/{execution_id:path}", operation_id="getExecution", responses={
+    200: {"description": "The status", "links": {"CompleteWaitingStep": {"operationId": "completeStep", "parameters": {
+        "execution_id": "$response.body#/execution_id", "step_id": "$response.body#/waiting_for/0/step_id"}}}},
+    **responses(401, 404)})  # fmt: skip
 async def get_execution(
     execution_id: str, caller: Annotated[Principal, Depends(principal)], eng: Annotated[Engine, Depends(engine)],
 ) -> dict[str, Any]:
