@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -81,8 +80,10 @@ async def main() -> None:
 async def _inbox(client: PlaybookClient, http: httpx.AsyncClient, headers: dict[str, str], n: int, calls: int) -> None:
     began = time.perf_counter()
     for batch in range(0, n, 50):
-        await asyncio.gather(*(client.start(PLAYBOOK["id"], organization=ORG, data={"subject": f"item {i}"},
-                                            requested_by="bench") for i in range(batch, min(n, batch + 50))))  # fmt: skip
+        await asyncio.gather(*(
+            client.start(PLAYBOOK["id"], organization=ORG, data={"subject": f"item {i}"}, requested_by="bench")
+            for i in range(batch, min(n, batch + 50))
+        ))
     query = f"OrganizationId = '{ORG}' AND WaitingFor = 'review' AND ExecutionStatus = 'Running'"
     while (await client.client.count_workflows(query)).count < n:
         await asyncio.sleep(0.5)

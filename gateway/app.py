@@ -31,7 +31,9 @@ def create_app(settings: Settings, gateway: GatewaySettings, *, client: Playbook
         own_store = store is None
         if own_store and not settings.database_url:
             raise RuntimeError("the gateway needs DATABASE_URL (the catalog and the organizations live there)")
-        used_store = store or await Store.open(str(settings.database_url), auto_register_orgs=settings.auto_register_orgs)
+        used_store = store or await Store.open(
+            str(settings.database_url), auto_register_orgs=settings.auto_register_orgs
+        )
         try:
             used_client = client or await PlaybookClient.connect(settings)
             app.state.engine = Engine(used_client, used_store, admin_role=gateway.admin_role)

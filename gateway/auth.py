@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -87,7 +87,9 @@ def _principal(claims: dict[str, Any]) -> Principal:
 _bearer = HTTPBearer(auto_error=False, description="A JWT from your OIDC provider, or `playbook token` in dev.")
 
 
-async def principal(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+async def principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
     """The caller of this request (a FastAPI dependency); 401 without a valid bearer token."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "missing bearer token (Authorization: Bearer <JWT>)", headers={"WWW-Authenticate": "Bearer"})

@@ -83,8 +83,8 @@ class Engine:
         except WorkflowAlreadyStartedError:
             memo = await (await self.client.handle(workflow_id).describe()).memo()
             if memo.get("idempotency") != body:
-                raise Problem(422, "this Idempotency-Key was used with another body",
-                              errors=[FieldProblem(field="Idempotency-Key", message="used with another body")]) from None
+                reused = FieldProblem(field="Idempotency-Key", message="used with another body")
+                raise Problem(422, "this Idempotency-Key was used with another body", errors=[reused]) from None
             return workflow_id, False
         return workflow_id, True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 from fastapi import Depends, Request
 from limits import parse, storage, strategies
@@ -29,7 +30,7 @@ class WriteLimiter:
                           headers={"Retry-After": str(max(1, int(reset - time.time())))})
 
 
-async def writer(request: Request, caller: Principal = Depends(principal)) -> Principal:
+async def writer(request: Request, caller: Annotated[Principal, Depends(principal)]) -> Principal:
     """The caller of a write, counted against the rate limit (a FastAPI dependency)."""
     limiter: WriteLimiter = request.app.state.limiter
     limiter.hit(caller.sub)

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 
 from config import Settings, connect
 from model import search_attributes as sa
@@ -102,7 +102,6 @@ class PlaybookClient:
                 "submit_step", completion.model_dump(exclude_none=True, exclude_defaults=True)
             )
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
             raise StepRejected.of(exc) from None
 
     async def signal_complete(

@@ -51,8 +51,9 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if not os.environ.get("PLAYBOOK_JWT_SECRET") and not (state_dir / SECRET_FILE).exists():
         raise UserError(f"no dev secret: set PLAYBOOK_JWT_SECRET, or run `playbook dev` (it keeps one in {state_dir})")
     roles = [r for part in args.roles for r in part.split(",") if r]
-    print(mint(dev_secret(state_dir), sub=args.sub, orgs=args.org, roles=roles, ttl_seconds=ttl,
-               issuer=os.environ.get("PLAYBOOK_JWT_ISSUER"), audience=os.environ.get("PLAYBOOK_JWT_AUDIENCE")))  # fmt: skip
+    issuer, audience = os.environ.get("PLAYBOOK_JWT_ISSUER"), os.environ.get("PLAYBOOK_JWT_AUDIENCE")
+    print(mint(dev_secret(state_dir), sub=args.sub, orgs=args.org, roles=roles, ttl_seconds=ttl, issuer=issuer,
+               audience=audience))  # fmt: skip
     return 0
 
 

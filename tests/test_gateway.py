@@ -102,8 +102,8 @@ async def test_seed_payloads_run_through_the_hera_endpoint(api: httpx.AsyncClien
 
 async def test_every_problem_status(api: httpx.AsyncClient, org: str) -> None:
     assert "missing bearer" in problem(await api.get("/api/v1/tasks"), 401)["detail"]
-    assert "invalid token" in problem(await api.get("/api/v1/tasks", headers=token("x", org, secret="another-secret-of-at-least-32-bytes!")),
-                                      401)["detail"]  # fmt: skip
+    forged = token("x", org, secret="another-secret-of-at-least-32-bytes!")
+    assert "invalid token" in problem(await api.get("/api/v1/tasks", headers=forged), 401)["detail"]
     body = {"action": "execute", "playbook_id": "customer.create.v1", "organization_id": "org_elsewhere"}
     assert "org_elsewhere" in problem(await api.post("/api/v1/playbooks", json=body, headers=token("x", org)),
                                       403)["detail"]  # fmt: skip

@@ -24,8 +24,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 from model import expressions
-from model.claims import apply_claim, check_claim
 from model import search_attributes as sa
+from model.claims import apply_claim, check_claim
 from model.execution import WORKFLOW_NAME, ExecutionInput, ExecutionUpdate, Prepared, PrepareRequest
 from model.masking import secret_forms
 from model.playbook import Playbook

@@ -29,7 +29,9 @@ class StartRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     playbook_id: str = Field(min_length=1, max_length=200, examples=["customer.create.v1"])
-    organization_id: str | None = Field(default=None, description="One of the token's organizations (default: its first).")
+    organization_id: str | None = Field(
+        default=None, description="One of the token's organizations (default: its first)."
+    )
     initial_data: dict[str, Any] = Field(default_factory=dict, description="The playbook's inputs.")
 
 
@@ -122,7 +124,8 @@ async def execution_events(
     return EventSourceResponse(stream(), ping=15)
 
 
-@router.post("/{execution_id:path}/steps/{step_id}/complete", operation_id="completeStep", responses=responses(401, 403, 404, 409, 422, 429))
+@router.post("/{execution_id:path}/steps/{step_id}/complete", operation_id="completeStep",
+             responses=responses(401, 403, 404, 409, 422, 429))
 async def complete_step(
     execution_id: str, step_id: str, body: Completion, caller: Annotated[Principal, Depends(writer)],
     eng: Annotated[Engine, Depends(engine)],

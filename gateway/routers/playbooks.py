@@ -66,7 +66,7 @@ async def get_playbooks(
         return (await eng.playbook(org, playbook_id)).model_dump(mode="json", by_alias=True, exclude_none=True)
     return [
         PlaybookSummary(id=p.id, name=p.name, version=p.version, module=p.module.value, status=p.status.value,
-                        description=p.description, inputs=json_schema(p.inputs)).model_dump()  # fmt: skip
+                        description=p.description, inputs=json_schema(p.inputs)).model_dump()
         for p in await eng.playbooks(org)
     ]
 

@@ -29,5 +29,6 @@ async def list_tasks(
     deadline and claim."""
     if role is not None:
         caller.require_role(role)
-    return await visibility.tasks(eng.client.client, caller, orgs=caller.orgs_for(organization_id), role=role,
-                                  playbook_id=playbook_id, overdue=overdue, limit=limit, page_token=page_token)  # fmt: skip
+    orgs = caller.orgs_for(organization_id)
+    return await visibility.tasks(eng.client.client, caller, orgs=orgs, role=role, playbook_id=playbook_id,
+                                  overdue=overdue, limit=limit, page_token=page_token)  # fmt: skip
