@@ -81,6 +81,8 @@ class Waiting(Wire):
     approvals: list[Approval] = Field(default_factory=list)
     approvals_required: int = 1
     escalations: int = 0
+    claimed_by: str | None = Field(default=None, description="Who has claimed the step (claim/release).")
+    claimed_at: datetime | None = None
     example: dict[str, Any] = Field(
         default_factory=dict, description="The complete_step argument, filled with example values."
     )

@@ -16,3 +16,17 @@ class StepCompletion(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="The form's values.")
     completed_by: str | None = Field(default=None, description="Who completed it.")
     role: str | None = Field(default=None, description="The role the person acts in.")
+    override_claim: bool = Field(
+        default=False, description="An administrator completes a step someone else has claimed."
+    )
+
+
+class StepClaim(BaseModel):
+    """The `claim_step` / `release_step` update argument: take a waiting step for yourself, or give it back."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    step_id: str = Field(min_length=1, description="The waiting step.")
+    by: str = Field(min_length=1, max_length=200, description="Who claims or releases it.")
+    role: str | None = Field(default=None, description="The role they act in (the step's role, if it has one).")
+    override: bool = Field(default=False, description="An administrator releases someone else's claim.")

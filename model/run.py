@@ -45,6 +45,10 @@ class Rejected(Exception):
     """A completion that must not be applied; the message says why."""
 
 
+class Conflict(Rejected):
+    """The step is not waiting, or someone else holds it: the request is right, the moment is not."""
+
+
 def definition_id(view_id: str) -> str:
     """The playbook step behind a status entry: ``lines[3].reserve`` → ``reserve``."""
     return view_id.rsplit(".", 1)[-1]
@@ -80,6 +84,10 @@ class WaitState(Wire):
     completed_by: str | None = None
     decided: bool = False
     escalated_at: list[datetime] = Field(default_factory=list)
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+    claim_events: int = 0
+    """Claims and releases so far: each one's audit line is keyed by its number."""
 
 
 class RunState(Wire):
@@ -224,6 +232,8 @@ class RunState(Wire):
             approvals=waiting.approvals,
             approvals_required=step.with_.approvals_required if isinstance(step, ApprovalStep) else 1,
             escalations=waiting.escalations,
+            claimed_by=waiting.claimed_by,
+            claimed_at=waiting.claimed_at,
             example=completion_signal(waiting.step_id, waiting.role, spec.form),
         )
 
@@ -260,10 +270,12 @@ class RunState(Wire):
             view = self.steps.get(completion.step_id)
             if view is None:
                 raise Rejected(f"unknown step {completion.step_id!r}")
-            raise Rejected(f"step {completion.step_id} is {view.status}, not waiting for a person")
+            raise Conflict(f"step {completion.step_id} is {view.status}, not waiting for a person")
         if waiting.role and completion.role != waiting.role:
             given = f"role {completion.role!r}" if completion.role else "no role"
             raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
+        if waiting.claimed_by and completion.completed_by != waiting.claimed_by and not completion.override_claim:
+            raise Conflict(f"step {completion.step_id} is claimed by {waiting.claimed_by}")
         step = self.people_step(completion.step_id)
         checked = validate_values(step.with_.form, completion.data)
         if checked.errors:

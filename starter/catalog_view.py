@@ -17,7 +17,7 @@ from config import Settings
 from store import Store, StoreError, catalog
 
 from .lifecycle import open_store
-from .operations import ExecutionStats, _database_url, playbook_stats, render_stats
+from .operations import ExecutionStats, database_url, playbook_stats, render_stats
 from .plumbing import UserError, format_time
 
 
@@ -32,7 +32,7 @@ async def playbook_metrics(store: Store, playbook_id: str, organization: str | N
 def performance(settings: Settings, playbook_id: str, state_dir: str) -> str:
     """The performance lines of `playbook show`; a note instead when there is no database to read."""
     try:
-        dsn, stop = _database_url(settings, Path(state_dir))
+        dsn, stop = database_url(settings, Path(state_dir))
     except UserError:
         return "performance: no database (set DATABASE_URL, or run playbook dev)"
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from config import Settings
@@ -19,10 +19,12 @@ from .commands import register_runtime_commands
 from .docs import load_valid_library, markdown_table, ordered, playbook_row
 from .lifecycle import register as register_lifecycle
 from .operations import register as register_operations
-from .plumbing import UserError, run_async
+from .orgs import register as register_orgs
+from .plumbing import Add, UserError, run_async
 from .templates import register as register_templates
 from .templates import template_rows
 from .testing import register as register_authoring_commands
+from .tokens import register as register_tokens
 
 
 def _find(settings: Settings, ident: str) -> Playbook:
@@ -116,7 +118,8 @@ def cmd_graph(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra: Sequence[Callable[[Add], None]] = ()) -> argparse.ArgumentParser:
+    """The parser; `extra` registers commands of the layers above (the gateway's `serve`)."""
     parser = argparse.ArgumentParser(
         prog="playbook", description="Business and operations playbooks on Temporal."
     )
@@ -151,11 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     register_authoring_commands(add)
     register_lifecycle(add)
     register_templates(add)
+    register_tokens(add)
+    register_orgs(add)
+    for register in extra:
+        register(add)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, extra: Sequence[Callable[[Add], None]] = ()) -> None:
+    args = build_parser(extra).parse_args(argv)
     settings = Settings.from_env()
     try:
         code = args.handler(args, settings)

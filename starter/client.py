@@ -7,16 +7,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
 
 from config import Settings, connect
 from model import search_attributes as sa
 from model.execution import NOTE_WORKFLOW_NAME, WORKFLOW_NAME, ExecutionInput, Note, NoteRequest, StatusView
-from model.messages import StepCompletion
+from model.messages import StepClaim, StepCompletion
 
 
 class StepRejected(Exception):
     """A completion the execution refused (wrong role, invalid data, not waiting…)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+        """The step is not waiting or someone else holds it (the request was right, the moment not)."""
+
+    @classmethod
+    def of(cls, exc: WorkflowUpdateFailedError) -> StepRejected:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        return cls(message, conflict=isinstance(cause, ApplicationError) and cause.type == "Conflict")
 
 
 class PlaybookClient:
@@ -40,8 +52,11 @@ class PlaybookClient:
         requested_by: str | None = None,
         playbook: dict[str, Any] | None = None,
         workflow_id: str | None = None,
+        memo: dict[str, Any] | None = None,
+        once: bool = False,
     ) -> WorkflowHandle[Any, Any]:
-        """Start an execution; its id is ``<organization>/<playbook_id>/<unique suffix>`` unless given."""
+        """Start an execution; its id is ``<organization>/<playbook_id>/<unique suffix>`` unless given.
+        `once`: the id is never reused, even after that execution ended (idempotent starts)."""
         execution_id = workflow_id or f"{organization}/{playbook_id}/{uuid.uuid4().hex[:12]}"
         return await self.client.start_workflow(
             WORKFLOW_NAME,
@@ -54,6 +69,8 @@ class PlaybookClient:
             ),
             id=execution_id,
             task_queue=self.task_queue,
+            memo=memo,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE if once else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
                     SearchAttributePair(sa.PLAYBOOK_ID, playbook_id),
@@ -75,16 +92,18 @@ class PlaybookClient:
         data: dict[str, Any] | None = None,
         completed_by: str | None = None,
         role: str | None = None,
+        override_claim: bool = False,
     ) -> None:
         """Complete a waiting step through the `submit_step` update; raise StepRejected with the reason."""
-        completion = StepCompletion(step_id=step_id, data=data or {}, completed_by=completed_by, role=role)
+        completion = StepCompletion(
+            step_id=step_id, data=data or {}, completed_by=completed_by, role=role, override_claim=override_claim
+        )
         try:
             await self.handle(execution_id).execute_update(
-                "submit_step", completion.model_dump(exclude_none=True)
+                "submit_step", completion.model_dump(exclude_none=True, exclude_defaults=True)
             )
         except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise StepRejected(getattr(cause, "message", None) or str(cause)) from None
+            raise StepRejected.of(exc) from None
 
     async def signal_complete(
         self, execution_id: str, step_id: str, *, data: dict[str, Any] | None = None, **who: str | None
@@ -117,6 +136,18 @@ class PlaybookClient:
             task_queue=self.task_queue,
         )
         return "recorded"
+
+    async def claim(self, execution_id: str, step_id: str, *, by: str, role: str | None = None,
+                    release: bool = False, override: bool = False) -> dict[str, Any]:  # fmt: skip
+        """Claim a waiting step for `by` (or release it); raise StepRejected with the reason."""
+        claim = StepClaim(step_id=step_id, by=by, role=role, override=override)
+        try:
+            result: dict[str, Any] = await self.handle(execution_id).execute_update(
+                "release_step" if release else "claim_step", claim.model_dump(exclude_none=True)
+            )
+        except WorkflowUpdateFailedError as exc:
+            raise StepRejected.of(exc) from None
+        return result
 
     async def pause(self, execution_id: str, reason: str | None = None) -> None:
         await self.handle(execution_id).signal("pause", {"reason": reason})

@@ -16,7 +16,10 @@ from config import Settings, connect
 from config.codec import KEYS_ENV, KEYS_FILE_ENV, new_key_line
 from model import search_attributes as sa
 
+from .tokens import dev_secret, mint
+
 DEMO = '{"customer_name": "Acme Corp", "email": "ops@acme.example", "tax_id": "DE123456789"}'
+DEV_ROLES = ["credit_controller", "finance_manager", "platform_admin"]
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
 
 
@@ -76,6 +79,17 @@ def psql_command(dsn: str) -> str | None:
     return f"{shlex.quote(shown)} {shlex.quote(dsn)}"
 
 
+def start_gateway(state_dir: Path, settings: Settings, *, addr: str, secret: str) -> subprocess.Popen[bytes]:
+    """`playbook serve` in its own process, as in production (stateless; it only needs the addresses)."""
+    env = {
+        **os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "DATABASE_URL": str(settings.database_url),
+        "PLAYBOOK_AUTO_REGISTER_ORGS": "true", "PLAYBOOK_JWT_SECRET": secret, "PLAYBOOK_HTTP_ADDR": addr,
+    }  # fmt: skip
+    log = (state_dir / "gateway.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "gateway", "--log-level", "warning"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
 async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(120):
         if process.poll() is not None:
@@ -103,6 +117,10 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             settings = Settings.from_env(
                 temporal_address=f"localhost:{port}", auto_register_orgs=True, database_url=postgres.dsn
             )
+            addr = os.environ.get("PLAYBOOK_HTTP_ADDR", "127.0.0.1:8088")
+            secret = dev_secret(state_dir)
+            gateway = start_gateway(state_dir, settings, addr=addr, secret=secret)
+            token = mint(secret, sub="dev", orgs=["org_demo"], roles=DEV_ROLES, ttl_seconds=7 * 86400)
             me = Path(sys.argv[0]).name if shutil.which(Path(sys.argv[0]).name) else sys.argv[0]
 
             def ready() -> None:
@@ -112,6 +130,9 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
                 if psql := psql_command(postgres.dsn):
                     print(f"  psql:           {psql}")
                 print(f"Clients need the key:  export {KEYS_FILE_ENV}={keys.resolve()}")
+                print(f"HTTP gateway:     http://{addr}  (API docs: http://{addr}/docs; log: {state_dir}/gateway.log)")
+                print(f"  dev token (sub dev, org org_demo, roles {', '.join(DEV_ROLES)}; 7 days):")
+                print(f"  export TOKEN={token}")
                 print("Try the customer onboarding playbook:")
                 print(f"  {me} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
                 print(
@@ -119,7 +140,11 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
                     flush=True,
                 )
 
-            await run_worker(settings, ready=ready)
+            try:
+                await run_worker(settings, ready=ready)
+            finally:
+                gateway.terminate()
+                gateway.wait(timeout=15)
         finally:
             postgres.stop()
     finally:

@@ -19,14 +19,14 @@ from config import Settings
 from model import load_library
 from store import PLATFORM_ORG_ID, Store, StoreError, catalog
 
-from .operations import _database_url
+from .operations import database_url
 from .plumbing import Add, UserError, format_time, run_async
 
 
 @asynccontextmanager
 async def open_store(settings: Settings, state_dir: str = ".local") -> AsyncIterator[Store]:
     """The catalog's database; store errors become one line."""
-    dsn, stop = _database_url(settings, Path(state_dir))
+    dsn, stop = database_url(settings, Path(state_dir))
     try:
         async with await Store.open(dsn) as store:
             yield store

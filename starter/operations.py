@@ -238,7 +238,7 @@ def render_stats(report: list[ExecutionStats]) -> str:
     return "\n\n".join(blocks)
 
 
-def _database_url(settings: Settings, state_dir: Path) -> tuple[str, Callable[[], None]]:
+def database_url(settings: Settings, state_dir: Path) -> tuple[str, Callable[[], None]]:
     """DATABASE_URL, else the Postgres of `playbook dev` (found running, or started for this command)."""
     if settings.database_url:
         return settings.database_url, lambda: None
@@ -252,7 +252,7 @@ def _database_url(settings: Settings, state_dir: Path) -> tuple[str, Callable[[]
 
 async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     """`playbook stats`: per-playbook figures of one organization, or of all."""
-    dsn, stop = _database_url(settings, Path(args.state_dir))
+    dsn, stop = database_url(settings, Path(args.state_dir))
     try:
         async with await Store.open(dsn) as store:
             organizations = (

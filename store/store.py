@@ -462,6 +462,19 @@ class Store:
         async with self._session(PLATFORM_ORG_ID if org is None else org) as conn:
             yield conn
 
+    async def list_definitions(self, org: UUID) -> list[dict[str, Any]]:
+        """Every definition `org` may run: its own, and the platform library's where it has none, by id."""
+        async with self._session(org) as conn:
+            rows = await conn.fetch(
+                """
+                SELECT DISTINCT ON (entity_code) metadata -> 'definition' AS definition FROM core_entities
+                WHERE entity_type = 'playbook_definition' AND organization_id IN ($1, $2)
+                ORDER BY entity_code, organization_id = $2
+                """,
+                org, PLATFORM_ORG_ID,
+            )
+        return [row["definition"] for row in rows]
+
 
 def _check_org_code(code: str) -> None:
     if not _ORG_CODE.fullmatch(code):

@@ -148,7 +148,7 @@ def test_data_lives_in_named_volumes(config: dict[str, Any]) -> None:
 
 def test_commands_are_the_console_script(config: dict[str, Any]) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["playbook"] == "starter.cli:main"
+    assert scripts["playbook"] == "gateway.cli:main"  # starter's commands plus `serve`, from the layer above
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'CMD ["playbook", "worker"]' in dockerfile
     for name in ENGINE_SERVICES:

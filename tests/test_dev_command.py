@@ -12,6 +12,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -46,9 +49,24 @@ class Output:
         return self.text
 
 
+def _gateway_get(url: str, token: str) -> dict[str, Any]:
+    """GET through the dev gateway with its printed token, once the gateway process listens."""
+    for _ in range(100):
+        try:
+            response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        except httpx.ConnectError:
+            time.sleep(0.2)
+            continue
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+    raise AssertionError(f"the gateway never answered at {url}")
+
+
 def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
-    port, ui_port = free_port(), free_port()
+    port, ui_port, http_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PLAYBOOK_HTTP_ADDR"] = f"127.0.0.1:{http_port}"
     dev = subprocess.Popen(
         [str(BIN / "playbook"), "dev", "--state-dir", str(tmp_path / "state"), "--port", str(port),
          "--ui-port", str(ui_port)],
@@ -75,6 +93,10 @@ def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
             cwd=ROOT, capture_output=True, text=True, timeout=60, env=client_env,
         )  # fmt: skip
         assert json.loads(status.stdout)["waiting_for"][0]["step_id"] == "set_credit_terms"
+        assert f"HTTP gateway:     http://127.0.0.1:{http_port}" in banner
+        token = banner.split("export TOKEN=")[1].split()[0]
+        answer = _gateway_get(f"http://127.0.0.1:{http_port}/api/v1/executions/{execution_id}", token)
+        assert answer["waiting_for"][0]["step_id"] == "set_credit_terms"
     finally:
         dev.send_signal(signal.SIGINT)
         code = dev.wait(timeout=60)

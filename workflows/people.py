@@ -87,6 +87,7 @@ async def _await_people(run: Interpreter, view_id: str, step: HumanStep | Approv
         except TimeoutError:
             if spec.on_timeout == OnTimeout.escalate and waiting.escalations < len(roles):
                 waiting.role = roles[waiting.escalations]
+                waiting.claimed_by = waiting.claimed_at = None  # the next role's people decide who takes it
                 waiting.escalations += 1
                 waiting.escalated_at.append(workflow.now())
                 waiting.deadline = None  # the next role gets a fresh deadline

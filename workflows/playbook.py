@@ -25,6 +25,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from model import expressions
 from model import search_attributes as sa
+from model.claims import apply_claim, check_claim
 from model.execution import (
     WORKFLOW_NAME,
     Criterion,
@@ -37,7 +38,7 @@ from model.execution import (
 from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
-from model.run import Rejected, RunState
+from model.run import Conflict, Rejected, RunState
 from model.status import DONE, ENDED, PASSED, ExecutionStatus, StepStatus
 from model.steps import OnError, Step
 from model.validator import default_dependencies
@@ -78,6 +79,10 @@ class PlaybookWorkflow:
         self.local_bookkeeping = True
         self.handing_over = False
         self._details_due = False
+        self.inbox_memo: bool | None = None
+        """The waiting steps are published in the memo (patched where first needed; old runs replay without)."""
+        # what the memo's inbox last said; unknown in a carried-over run, so its first change rewrites it
+        self._inbox_sent: list[dict[str, Any]] | None = None if input.carried is not None else []
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -349,7 +354,10 @@ class PlaybookWorkflow:
     @workflow.update(name="submit_step")
     def submit_step(self, raw: Any) -> dict[str, Any]:
         """Like complete_step, but an invalid completion is rejected to the caller with the reason."""
-        completion, data = self.state.check_completion(raw)
+        try:  # checked again: two completions validated in one workflow task are applied one after the other
+            completion, data = self.state.check_completion(raw)
+        except Rejected as exc:
+            raise _refusal(exc) from None
         self.state.apply_completion(completion, data, now=workflow.now())
         return {"step_id": completion.step_id, "accepted": True}
 
@@ -358,7 +366,42 @@ class PlaybookWorkflow:
         try:
             self.state.check_completion(raw)
         except Rejected as exc:
-            raise ApplicationError(str(exc), type="Rejected", non_retryable=True) from None
+            raise _refusal(exc) from None
+
+    @workflow.update(name="claim_step")
+    async def claim_step(self, raw: Any) -> dict[str, Any]:
+        """Take a waiting step for yourself: then only you (or an administrator) may complete it."""
+        return await self._claim(raw, release=False)
+
+    @claim_step.validator
+    def _validate_claim(self, raw: Any) -> None:
+        try:
+            check_claim(self.state, raw, release=False)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+
+    @workflow.update(name="release_step")
+    async def release_step(self, raw: Any) -> dict[str, Any]:
+        """Give a claimed step back to everyone who holds its role."""
+        return await self._claim(raw, release=True)
+
+    @release_step.validator
+    def _validate_release(self, raw: Any) -> None:
+        try:
+            check_claim(self.state, raw, release=True)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+
+    async def _claim(self, raw: Any, *, release: bool) -> dict[str, Any]:
+        # checked again here: two claims validated in one workflow task are applied one after the other
+        try:
+            claim, waiting = check_claim(self.state, raw, release=release)
+        except Rejected as exc:
+            raise _refusal(exc) from None
+        if apply_claim(self.state, claim, waiting, release=release, now=workflow.now()):
+            self.changed()
+            await self.update_execution()  # the claim is on record at once
+        return {"step_id": claim.step_id, "claimed_by": waiting.claimed_by}
 
     @workflow.signal(name="pause")
     async def pause(self, args: Any = None) -> None:
@@ -463,6 +506,15 @@ class PlaybookWorkflow:
         ]
         if updates:
             workflow.upsert_search_attributes(updates)
+        if state.prepared and (state.waiting or self._inbox_sent != []):
+            inbox = self._masked([w.model_dump(mode="json", exclude={"example"}) for w in
+                                  state.waiting_views(workflow.info().workflow_id)])
+            if inbox != self._inbox_sent:
+                if self.inbox_memo is None:  # asked where first needed: a run that never waits pays no marker
+                    self.inbox_memo = workflow.patched("inbox-memo")
+                if self.inbox_memo:
+                    workflow.upsert_memo({"inbox": inbox})
+                self._inbox_sent = inbox
         self._details_due = True
 
     async def _keep_details(self) -> None:
@@ -476,3 +528,8 @@ class PlaybookWorkflow:
         self._details_due = False
         if self.state.prepared:
             workflow.set_current_details(markdown(self.state, workflow.info().workflow_id))
+
+
+def _refusal(exc: Rejected) -> ApplicationError:
+    """A refused message for the caller: `Conflict` (not waiting, claimed by another) or `Rejected`."""
+    return ApplicationError(str(exc), type="Conflict" if isinstance(exc, Conflict) else "Rejected", non_retryable=True)
