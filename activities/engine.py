@@ -18,9 +18,10 @@ from .errors import fail, user_facing
 
 
 class EngineActivities:
-    def __init__(self, store: Store, client: Client) -> None:
+    def __init__(self, store: Store, client: Client, *, script_task_queue: str = "playbooks-scripts") -> None:
         self.store = store
         self.client = client
+        self.script_task_queue = script_task_queue
 
     @activity.defn(name="prepare_execution")
     async def prepare_execution(self, req: PrepareRequest) -> Prepared:
@@ -46,7 +47,7 @@ class EngineActivities:
                 status=ExecutionStatus.running,
                 requested_by=req.requested_by,
             )
-        return Prepared(organization_uuid=str(org), playbook=playbook)
+        return Prepared(organization_uuid=str(org), playbook=playbook, script_task_queue=self.script_task_queue)
 
     @activity.defn(name="update_execution")
     async def update_execution(self, update: ExecutionUpdate) -> None:

@@ -121,6 +121,9 @@ class Prepared(Wire):
 
     organization_uuid: str
     playbook: Playbook
+    script_task_queue: str = Field(
+        default="playbooks-scripts", description="Where `script` steps run (workers started with --scripts)."
+    )
 
 
 class StepRequest(Wire):
