@@ -49,9 +49,10 @@ def _dsn(name: str) -> str:
 
 
 async def _connect(name: str, timeout: float) -> asyncpg.Connection:
+    limit = timeout - min(1.0, timeout / 10)  # the server stops the statement before Temporal's own timeout
     try:
         return await asyncpg.connect(
-            _dsn(name), timeout=CONNECT_TIMEOUT, server_settings={"statement_timeout": str(int(timeout * 1000))}
+            _dsn(name), timeout=CONNECT_TIMEOUT, server_settings={"statement_timeout": str(int(limit * 1000))}
         )
     except (ValueError, asyncpg.ClientConfigurationError) as exc:  # a malformed DSN: never retried
         raise fail("InvalidConnection", f"with.connection {name!r}: invalid DSN: {exc}") from None
@@ -81,7 +82,7 @@ async def run_statement(conn: asyncpg.Connection, spec: DatabaseWith) -> dict[st
             return {"rows": [], "row_count": int(words[-1]) if words and words[-1].isdigit() else 0}
         cursor = await statement.cursor(*spec.params)
         records = await cursor.fetch(MAX_ROWS)
-        rest = await cursor.forward(2**62) if len(records) == MAX_ROWS else 0
+        rest = await cursor.forward(2**31 - 1) if len(records) == MAX_ROWS else 0
     rows = [to_jsonable_python(dict(record)) for record in records]
     return {"rows": rows, "row_count": len(rows) + rest, **({"truncated": True} if rest else {})}
 
