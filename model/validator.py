@@ -170,7 +170,7 @@ class _Checker:
                     registry[step.type].model_validate(step.with_)
                 except ValidationError as exc:
                     for err in exc.errors():
-                        if expressions.is_template(err["input"]):
+                        if err["type"] != "extra_forbidden" and expressions.is_template(err["input"]):
                             continue  # a template's value is known when the step runs; its activity checks it
                         where = (*path, "with", *(p for p in err["loc"] if isinstance(p, str | int)))
                         self.report(Group.schema, where, schema_message(err))

@@ -193,7 +193,7 @@ async def test_sql_errors_name_the_position_and_connection_errors_the_connection
 
 
 async def test_a_slow_statement_times_out_with_its_own_message(ops_workers: PlaybookClient, app_db: str) -> None:
-    step = {"id": "slow", "type": "database", "timeout": "2s", "retry": {"max_attempts": 2, "initial_interval": "100ms"},
+    step = {"id": "slow", "type": "database", "timeout": "2s", "retry": {"max_attempts": 1},
             "with": {"connection": "app", "sql": "SELECT pg_sleep(30)"}}  # fmt: skip
     assert "step slow: with.sql: timed out (step timeout 2s)" in await failure(ops_workers, playbook(step))
 
@@ -204,16 +204,18 @@ async def test_rows_are_capped_and_still_counted(ops_workers: PlaybookClient, ap
         "type": "database",
         "with": {"connection": "app", "sql": "SELECT n FROM generate_series(1, 2500) n"},
     }
-    result = await run(ops_workers, playbook(step, outputs={"count": "{{ steps.many.output.row_count }}",
-                                                            "kept": "{{ steps.many.output.rows | length }}"}))  # fmt: skip
+    outputs = {"count": "{{ steps.many.output.row_count }}", "kept": "{{ steps.many.output.rows | length }}"}
+    result = await run(ops_workers, playbook(step, outputs=outputs))
     assert result["outputs"] == {"count": 2500, "kept": 1000}
 
 
 # ---------------------------------------------------------------- file
 async def test_files_are_written_read_copied_listed_and_deleted(ops_workers: PlaybookClient, files_root: Path) -> None:
     steps = [
-        {"id": "write", "type": "file", "with": {"operation": "write", "url": "reports/today.txt", "content": "all green\n"}},
-        {"id": "copy", "type": "file", "with": {"operation": "copy", "url": "reports/today.txt", "to": "memory://archive/today.txt"}},
+        {"id": "write", "type": "file",
+         "with": {"operation": "write", "url": "reports/today.txt", "content": "all green\n"}},
+        {"id": "copy", "type": "file",
+         "with": {"operation": "copy", "url": "reports/today.txt", "to": "memory://archive/today.txt"}},
         {"id": "read", "type": "file", "with": {"operation": "read", "url": "memory://archive/today.txt"}},
         {"id": "list", "type": "file", "with": {"operation": "list", "url": "reports"}},
         {"id": "delete", "type": "file", "with": {"operation": "delete", "url": "memory://archive/today.txt"}},
