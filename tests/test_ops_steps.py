@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -17,6 +21,8 @@ from temporalio.testing import WorkflowEnvironment
 import model
 from starter.client import PlaybookClient
 from tests.fixtures_temporal import running_worker
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def playbook(*steps: dict[str, Any], outputs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -247,3 +253,60 @@ async def test_paths_escaping_the_root_are_refused(
     step = {"id": "peek", "type": "file", "with": {"operation": "read", "url": url}}
     assert "step peek: with.url: " in (message := await failure(ops_workers, playbook(step)))
     assert reason in message
+
+
+# ---------------------------------------------------------------- a script worker killed mid-run
+ONCE = """
+import os, pathlib, sys, time
+folder = pathlib.Path(sys.argv[1])
+marker = folder / os.environ["PLAYBOOK_IDEMPOTENCY_KEY"].replace("/", "_")
+if not marker.exists():
+    with open(folder / "effects", "a") as effects:
+        effects.write("deployed\\n")
+    marker.touch()
+    parent = os.getppid()
+    while os.getppid() == parent:  # hold the first attempt until its worker dies
+        time.sleep(0.05)
+print("done")
+"""
+
+
+def script_worker(temporal: WorkflowEnvironment, pg_dsn: str, queue: str) -> subprocess.Popen[str]:
+    """`python worker.py --scripts` as operators run it; returns once it serves the queue."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
+           "DATABASE_URL": pg_dsn, "PLAYBOOK_SCRIPT_TASK_QUEUE": queue}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "worker.py", "--scripts"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "script worker on task queue" in line:
+            return proc
+    raise AssertionError(f"the script worker exited with {proc.wait()}")
+
+
+async def test_a_script_whose_worker_is_killed_is_retried_and_does_its_effect_once(
+    temporal: WorkflowEnvironment, store: Any, pg_dsn: str, tmp_path: Path
+) -> None:
+    queue = f"scripts-{uuid.uuid4()}"
+    command = ["python3", "-c", ONCE, str(tmp_path)]
+    step = {"id": "deploy", "type": "script", "timeout": "8s", "with": {"command": command}}
+    first = await asyncio.to_thread(script_worker, temporal, pg_dsn, queue)
+    second = None
+    try:
+        async with running_worker(temporal.client, store, script_task_queue=queue) as client:
+            handle = await client.start("inline.ops.v1", organization="org_ops_kill", playbook=playbook(
+                step, outputs={"said": "{{ steps.deploy.output.stdout }}"}))  # fmt: skip
+            while not (tmp_path / "effects").exists():
+                await asyncio.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            second = await asyncio.to_thread(script_worker, temporal, pg_dsn, queue)
+            result = await handle.result()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+    assert result["outputs"] == {"said": "done\n"}
+    assert (tmp_path / "effects").read_text() == "deployed\n"  # retried, and the effect happened once
