@@ -26,10 +26,10 @@ from temporalio.testing import WorkflowEnvironment
 from bench.handwritten import HandWritten
 from model import search_attributes as sa
 from model.execution import ExecutionInput
+from runtime.worker import build_worker
 from starter.client import PlaybookClient
 from store import Store, migrate
 from store.pgserver import start_postgres
-from runtime.worker import build_worker
 
 
 def playbook(steps: int) -> dict[str, Any]:

@@ -66,8 +66,8 @@ async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes]
 
 
 async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: int) -> None:
-    from store.pgserver import start_postgres
     from runtime.worker import run_worker
+    from store.pgserver import start_postgres
 
     state_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env(temporal_address=f"localhost:{port}", auto_register_orgs=True)

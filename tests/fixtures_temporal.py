@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from model import search_attributes as sa
-from starter.client import PlaybookClient
 from runtime.worker import build_worker
+from starter.client import PlaybookClient
 
 
 def _binary(name: str) -> str:

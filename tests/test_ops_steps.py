@@ -310,3 +310,29 @@ async def test_a_script_whose_worker_is_killed_is_retried_and_does_its_effect_on
                 proc.wait()
     assert result["outputs"] == {"said": "done\n"}
     assert (tmp_path / "effects").read_text() == "deployed\n"  # retried, and the effect happened once
+
+
+def test_aliases_are_shown_as_written(tmp_path: Path) -> None:
+    text = """\
+        id: alias.demo.v1
+        name: Aliases
+        version: 1
+        module: ops
+        smart_code: HERA.OPS.ALIAS.DEMO.v1
+        steps:
+          - id: ask
+            type: manual
+            with: {instructions: Go?, form: {go: {type: boolean, required: true}}}
+          - id: branch
+            type: conditional
+            with:
+              cases: [{when: steps.ask.data.go, steps: [{id: call, type: api_call, with: {url: "https://x.example"}}]}]
+        """
+    path = tmp_path / "alias.demo.v1.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", "from starter.cli import main; main()", "show", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ask [manual]" in done.stdout and "branch [conditional]" in done.stdout and "call [api_call]" in done.stdout
+    step = model.load_playbook(path).step("ask")
+    assert (step.type, step.kind) == ("manual", "human")

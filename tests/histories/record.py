@@ -19,11 +19,11 @@ from temporalio.testing import WorkflowEnvironment
 from activities.catalog import sync_catalog
 from model import load_library
 from model import search_attributes as sa
+from runtime.worker import build_worker
 from starter.client import PlaybookClient
 from starter.examples import run_example
 from store import Store, migrate
 from store.pgserver import start_postgres
-from runtime.worker import build_worker
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent.parent / "playbooks"
