@@ -87,6 +87,8 @@ async def ops_targets(admin_dsn: str) -> AsyncIterator[dict[str, str]]:
                 "PLAYBOOK_DB_APP": app,
                 "PLAYBOOK_DB_SCRATCH": scratch,
                 "PLAYBOOK_FILES_ROOT": str(root),
-                "PLAYBOOK_SCRIPT_PATH": os.pathsep.join([str(TOOLS), str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+                "PLAYBOOK_SCRIPT_PATH": os.pathsep.join(
+                    [str(TOOLS), str(Path(sys.executable).parent), "/usr/bin", "/bin"]
+                ),
                 "PLAYBOOK_SCRIPT_ENV": "PATH,LANG,TZ,PLAYBOOK_DB_APP,PLAYBOOK_DB_SCRATCH,PLAYBOOK_FILES_ROOT",
             }
