@@ -25,9 +25,10 @@ DEFINITION_CACHE = 256
 
 
 class EngineActivities:
-    def __init__(self, store: Store, client: Client) -> None:
+    def __init__(self, store: Store, client: Client, *, script_task_queue: str = "playbooks-scripts") -> None:
         self.store = store
         self.client = client
+        self.script_task_queue = script_task_queue
         self._definitions: OrderedDict[str, Playbook] = OrderedDict()
         """Validated definitions by sha256: validation compiles every template, once per worker is enough."""
 
@@ -78,6 +79,7 @@ class EngineActivities:
             definition_sha=entry.sha256 if entry else definition_sha(definition),
             deprecated=entry is not None and entry.status == "deprecated",
             superseded_by=entry.superseded_by if entry else None,
+            script_task_queue=self.script_task_queue,
         )
 
     @activity.defn(name="update_execution")

@@ -37,7 +37,7 @@ def idempotency_key(req: StepRequest) -> str:
     return "/".join(part for part in (req.execution_id, req.iteration, req.step_id) if part)
 
 
-async def _already_done(store: Store, req: StepRequest) -> dict[str, Any] | None:
+async def already_done(store: Store, req: StepRequest) -> dict[str, Any] | None:
     """The output recorded for this step by an earlier attempt, if it got that far."""
     for line in await store.step_lines(UUID(req.organization_uuid), req.execution_id):
         if line["step_id"] == req.step_id and (line.get("iteration") or "") == req.iteration:
@@ -57,7 +57,7 @@ def _body(response: httpx.Response, raw: bytes) -> Any:
 
 @step_handler("http")
 async def http(store: Store, req: StepRequest) -> dict[str, Any]:
-    if (done := await _already_done(store, req)) is not None:
+    if (done := await already_done(store, req)) is not None:
         return done
     spec = HttpWith.model_validate(req.with_)
     expected = [spec.expect_status] if isinstance(spec.expect_status, int) else spec.expect_status
@@ -83,7 +83,7 @@ async def http(store: Store, req: StepRequest) -> dict[str, Any]:
 
 @step_handler("notification")
 async def notification(store: Store, req: StepRequest) -> dict[str, Any]:
-    if (done := await _already_done(store, req)) is not None:
+    if (done := await already_done(store, req)) is not None:
         return done
     spec = NotificationWith.model_validate(req.with_)
     message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, idempotency_key(req)))

@@ -173,8 +173,9 @@ class StepActivities:
         self.after_write = after_write
         """Test hook: called after a step's write committed (to simulate a crash before the result)."""
 
-    def activities(self) -> list[Callable[..., Any]]:
-        return [self._activity(name, handler) for name, handler in STEP_HANDLERS.items()]
+    def activities(self, *, only: Callable[[str], bool] = lambda name: True) -> list[Callable[..., Any]]:
+        """The activities of the registered step types that `only` keeps."""
+        return [self._activity(name, handler) for name, handler in STEP_HANDLERS.items() if only(name)]
 
     def _activity(self, name: str, handler: StepHandler) -> Callable[..., Any]:
         async def run(req: StepRequest) -> dict[str, Any]:

@@ -15,6 +15,8 @@ class Settings:
     """Temporal namespace (TEMPORAL_NAMESPACE)."""
     task_queue: str = "playbooks"
     """Task queue of PlaybookWorkflow and its activities (PLAYBOOK_TASK_QUEUE)."""
+    script_task_queue: str = "playbooks-scripts"
+    """Task queue of `script` steps, served only by workers started with --scripts (PLAYBOOK_SCRIPT_TASK_QUEUE)."""
     database_url: str | None = None
     """Postgres DSN (DATABASE_URL); unset: `playbook dev` starts an embedded Postgres."""
     playbooks_dir: Path = Path("playbooks")
@@ -36,6 +38,7 @@ class Settings:
             "temporal_address": env.get("TEMPORAL_ADDRESS", cls.temporal_address),
             "temporal_namespace": env.get("TEMPORAL_NAMESPACE", cls.temporal_namespace),
             "task_queue": env.get("PLAYBOOK_TASK_QUEUE", cls.task_queue),
+            "script_task_queue": env.get("PLAYBOOK_SCRIPT_TASK_QUEUE", cls.script_task_queue),
             "database_url": env.get("DATABASE_URL") or None,
             "playbooks_dir": Path(env.get("PLAYBOOKS_DIR", str(cls.playbooks_dir))),
             "auto_register_orgs": env.get("PLAYBOOK_AUTO_REGISTER_ORGS", "").lower() in ("1", "true", "yes"),

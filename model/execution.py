@@ -159,6 +159,9 @@ class Prepared(Wire):
     definition_sha: str | None = None
     deprecated: bool = False
     superseded_by: str | None = None
+    script_task_queue: str = Field(
+        default="playbooks-scripts", description="Where `script` steps run (workers started with --scripts)."
+    )
 
 
 class StepRequest(Wire):

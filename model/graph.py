@@ -14,9 +14,9 @@ def _label(text: str) -> str:
 
 
 def _node(step: Step) -> str:
-    left, right = _SHAPES.get(step.type, ('["', '"]'))
+    left, right = _SHAPES.get(step.kind, ('["', '"]'))
     who = ""
-    if step.type in PEOPLE_TYPES and getattr(step.with_, "assignee_role", None):
+    if step.kind in PEOPLE_TYPES and getattr(step.with_, "assignee_role", None):
         who = f"<br/>👤 {step.with_.assignee_role}"  # type: ignore[union-attr]
     return f"{left}{_label(step.title)}<br/><small>{step.type}</small>{who}{right}"
 
@@ -48,7 +48,7 @@ def _draw(steps: list[Step], lines: list[str], *, parallel: bool = False, entry:
 
 
 def _bodies(step: Step) -> list[tuple[str, list[Step]]]:
-    if step.type == "switch":
+    if step.kind == "switch":
         cases = [(f"when {case.when}", case.steps) for case in step.with_.cases]  # type: ignore[union-attr]
         return cases + ([("default", step.with_.default)] if step.with_.default else [])  # type: ignore[union-attr]
     if step.type == "foreach":

@@ -115,7 +115,7 @@ def _walk(steps: list[Step], path: tuple[str | int, ...]) -> Iterator[tuple[tupl
 
 
 def _child_paths(step: Step) -> list[tuple[str | int, ...]]:
-    if step.type == "switch":
+    if step.kind == "switch":
         cases = [("with", "cases", i, "steps") for i in range(len(step.children()) - 1)]
         return [*cases, ("with", "default")]
     return [("with", "steps")] if step.children() else []

@@ -78,6 +78,11 @@ class StepBase(Strict):
     )
 
     @property
+    def kind(self) -> str:
+        """The canonical type: an alias (`manual`, `conditional`, `webhook` …) as the type it stands for."""
+        return ALIASES.get(self.type, self.type)
+
+    @property
     def title(self) -> str:
         return self.name or self.id.replace("_", " ").capitalize()
 
@@ -230,7 +235,7 @@ class ApprovalWith(_PeopleWith):
 
 
 class HumanStep(StepBase):
-    type: Literal["human"]
+    type: Literal["human", "manual"]
     with_: HumanWith = Field(alias="with")
 
 
@@ -319,7 +324,7 @@ class SwitchWith(Strict):
 
 
 class SwitchStep(StepBase):
-    type: Literal["switch"]
+    type: Literal["switch", "conditional"]
     with_: SwitchWith = Field(alias="with")
 
     def children(self) -> list[list[Step]]:
@@ -358,6 +363,8 @@ class HttpWith(Strict):
 
 
 HTTP_ALIASES = ("http", "external_api", "webhook", "api_call")
+ALIASES = {"manual": "human", "conditional": "switch", **{name: "http" for name in HTTP_ALIASES}}
+"""Other names a step type is written with (the Agentical vocabulary); a step keeps the name as written."""
 
 
 class HttpStep(StepBase):
@@ -397,7 +404,7 @@ _MEMBERS: dict[str, type[StepBase]] = {
     "notification": NotificationStep,
     "http": HttpStep,
 }
-BUILTIN_TYPES = frozenset(_MEMBERS) | frozenset(HTTP_ALIASES)
+BUILTIN_TYPES = frozenset(_MEMBERS) | frozenset(ALIASES)
 
 
 class CustomStep(StepBase):
@@ -419,10 +426,9 @@ class CustomStep(StepBase):
 
 
 def step_tag(value: Any) -> str:
-    """The union member a step belongs to: its type, `http` for the aliases, `custom` for registered types."""
+    """The union member a step belongs to: its type (an alias's canonical one), `custom` for registered types."""
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    if kind in HTTP_ALIASES:
-        return "http"
+    kind = ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     return kind if kind in _MEMBERS else "custom"
 
 

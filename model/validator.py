@@ -170,7 +170,7 @@ class _Checker:
                     registry[step.type].model_validate(step.with_)
                 except ValidationError as exc:
                     for err in exc.errors():
-                        if expressions.is_template(err["input"]):
+                        if err["type"] != "extra_forbidden" and expressions.is_template(err["input"]):
                             continue  # a template's value is known when the step runs; its activity checks it
                         where = (*path, "with", *(p for p in err["loc"] if isinstance(p, str | int)))
                         self.report(Group.schema, where, schema_message(err))
@@ -191,7 +191,7 @@ class _Checker:
             self.report(Group.semantics, (*where, "step_id"), f"no step {completion.step_id!r}")
             return
         step = target.step
-        if step.type not in PEOPLE_TYPES:
+        if step.kind not in PEOPLE_TYPES:
             self.report(Group.semantics, (*where, "step_id"), f"{step.id!r} is not a human or approval step")
             return
         spec = step.with_
@@ -267,7 +267,7 @@ class _Checker:
 
 
 def _bodies(step: Step) -> Iterator[tuple[Path_, list[Step]]]:
-    if step.type == "switch":
+    if step.kind == "switch":
         for index, case in enumerate(step.with_.cases):  # type: ignore[union-attr]
             yield ("with", "cases", index, "steps"), case.steps
         yield ("with", "default"), step.with_.default  # type: ignore[union-attr, misc]
@@ -299,7 +299,7 @@ def _expressions_of(raw: dict[str, Any]) -> Iterator[tuple[Path_, str, bool]]:
                 yield (key, *rel), text, False
             continue
         for wkey, wvalue in value.items():
-            if wkey in ("steps", "default") and isinstance(wvalue, list) and raw.get("type") != "human":
+            if wkey in ("steps", "default") and isinstance(wvalue, list) and raw.get("type") not in ("human", "manual"):
                 continue
             if wkey == "cases" and isinstance(wvalue, list):
                 for index, case in enumerate(wvalue):

@@ -9,10 +9,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from activities.plugins import PluginError, load_step_types
 from config import Settings
 from model import Playbook, PlaybookError, load_library, load_playbook
 from model.graph import mermaid
 from model.playbook import PlaybookStatus
+from model.schema import playbook_schema
 
 from .catalog_view import catalog_list, performance
 from .commands import register_runtime_commands
@@ -49,10 +51,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    schema = Playbook.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Playbook"
-    print(json.dumps(schema, indent=2))
+    print(json.dumps(playbook_schema(), indent=2))
     return 0
 
 
@@ -165,8 +164,9 @@ def main(argv: list[str] | None = None, *, extra: Sequence[Callable[[Add], None]
     args = build_parser(extra).parse_args(argv)
     settings = Settings.from_env()
     try:
+        load_step_types()  # built-in activity types and plugins: validate, schema and show know them all
         code = args.handler(args, settings)
-    except (UserError, PlaybookError) as exc:
+    except (UserError, PlaybookError, PluginError) as exc:
         print(f"playbook: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:

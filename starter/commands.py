@@ -177,7 +177,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.worker import run_worker
 
     configure_logging(logging.INFO)
-    await run_worker(settings)
+    await run_worker(settings, scripts=args.scripts)
     return 0
 
 
@@ -199,7 +199,10 @@ def register_runtime_commands(add: Add) -> None:
     p.add_argument("--port", type=int, default=7233, help="Temporal frontend port")
     p.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")
     p.add_argument("--codec-port", type=int, default=None, help="codec server port (default: the UI port + 1)")
-    add("worker", run_async(cmd_worker), "run a worker (configured by the environment)")
+    p = add("worker", run_async(cmd_worker), "run a worker (configured by the environment)")
+    p.add_argument(
+        "--scripts", action="store_true", help="run `script` steps only, on PLAYBOOK_SCRIPT_TASK_QUEUE"
+    )
     p = add("run", run_async(cmd_run), "start a playbook")
     p.add_argument("id", metavar="ID")
     p.add_argument("--org", required=True, help="organization code (org_123) or uuid")

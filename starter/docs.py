@@ -43,7 +43,7 @@ def playbook_row(playbook: Playbook) -> dict[str, Any]:
         "category": playbook.category,
         "status": playbook.status.value,
         "steps": len(walked),
-        "human_steps": sum(step.type in PEOPLE_TYPES for step in walked),
+        "human_steps": sum(step.kind in PEOPLE_TYPES for step in walked),
         "description": playbook.description,
     }
 

@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 
 from activities.catalog import sync_catalog
+from activities.plugins import load_step_types
 
-pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal"]
+load_step_types()  # the built-in activity types (script, database, file …) and installed plugins, as the CLI does
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal", "tests.fixtures_ops"]
 
 LIBRARY = Path(__file__).resolve().parent.parent / "playbooks"
 

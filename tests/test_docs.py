@@ -180,7 +180,7 @@ async def test_guide_playbooks_run_their_examples(
     """The guide's playbooks — its custom step type included — do what their examples say."""
     playbooks = [load_playbook(path) for path in _guide_playbooks(tmp_path)]
     cases = [Case(playbook_, example, inline=True) for playbook_ in playbooks for example in playbook_.examples]
-    assert {case.playbook.id for case in cases} >= {"contact.create.v1", "report.upload.v1"}
+    assert {case.playbook.id for case in cases} >= {"contact.create.v1", "report.upload.v1", "report.archive.v1"}
     async with running_worker(temporal.client, store) as client:
         outcomes = await run_examples(client, cases, concurrency=8)
     failed = [line for outcome in outcomes if not outcome.passed for line in outcome.report()]

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import model
 from model import Playbook, validate_values
 from model.loader import read_document
+from model.schema import playbook_schema
 from model.steps import APPROVAL_FORM, SMART_CODE, registered_step_types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +108,7 @@ def test_examples_expect_declared_deterministic_outputs(library: model.Library) 
 
 # ---------------------------------------------------------------- the JSON Schema of the language
 def _schema() -> dict[str, Any]:
-    return Playbook.model_json_schema(by_alias=True)
+    return playbook_schema()
 
 
 def _errors(schema: dict[str, Any], data: Any) -> list[str]:

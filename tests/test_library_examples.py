@@ -3,11 +3,14 @@
 The library is read when tests are collected, so a playbook added to playbooks/ is tested on the next run
 with no change here. The examples selected for this session (all of them, or those `-k` keeps) run once,
 concurrently, in a session fixture; one test per example then reports its own outcome — the speed of one
-concurrent run, the readability of one test per example.
+concurrent run, the readability of one test per example. When ops runbooks are among them, their targets
+(tests.fixtures_ops.ops_targets) and a script worker are set up for that run only.
 """
 
 from __future__ import annotations
 
+import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from model import load_library
+from runtime.worker import build_script_worker
 from starter.examples import Case, ExampleOutcome, run_examples
+from store import PgServer
+from tests.fixtures_ops import ops_targets
 from tests.fixtures_temporal import running_worker
 
 LIBRARY_DIR = Path(__file__).resolve().parent.parent / "playbooks"
@@ -33,7 +39,7 @@ TIMEOUT = 60.0
 
 @pytest.fixture(scope="session")
 async def library_outcomes(
-    request: pytest.FixtureRequest, temporal: WorkflowEnvironment, store: Any
+    request: pytest.FixtureRequest, temporal: WorkflowEnvironment, store: Any, pg_server: PgServer
 ) -> dict[str, ExampleOutcome]:
     """Run the selected examples once, all at once (bounded), by catalog id as services run them."""
     selected = [
@@ -51,10 +57,19 @@ async def library_outcomes(
             definition=playbook.model_dump(mode="json", by_alias=True, exclude_none=True),
             smart_code=playbook.smart_code,
         )
-    async with running_worker(temporal.client, store) as client:
-        outcomes = await run_examples(
-            client, [CASES[name] for name in selected], concurrency=CONCURRENCY, timeout=TIMEOUT
-        )
+    cases = [CASES[name] for name in selected]
+    async with AsyncExitStack() as stack:
+        options: dict[str, Any] = {}
+        if any(case.playbook.module == "ops" for case in cases):
+            patch = stack.enter_context(pytest.MonkeyPatch.context())
+            for name, value in (await stack.enter_async_context(ops_targets(pg_server.dsn))).items():
+                patch.setenv(name, value)
+            options["script_task_queue"] = f"scripts-{uuid.uuid4()}"
+            await stack.enter_async_context(
+                build_script_worker(temporal.client, store, task_queue=options["script_task_queue"])
+            )
+        client = await stack.enter_async_context(running_worker(temporal.client, store, **options))
+        outcomes = await run_examples(client, cases, concurrency=CONCURRENCY, timeout=TIMEOUT)
     return dict(zip(selected, outcomes, strict=True))
 
 

@@ -17,6 +17,10 @@ from .dispatch import Interpreter, Scope
 
 STEP_TIMEOUT = timedelta(minutes=5)
 """An automated step's deadline when it sets no `timeout`."""
+SCRIPT_TYPE = "script"
+"""Runs programs: scheduled on the script workers' own task queue, never on the business one."""
+SCRIPT_HEARTBEAT = timedelta(seconds=30)
+"""A script's worker proves it is alive this often (it heartbeats every 5 s): a killed one's step is retried."""
 
 
 def activity_name(step_type: str) -> str:
@@ -40,9 +44,12 @@ async def run_activity(run: Interpreter, step: Step, scope: Scope) -> Any:
     view = state.steps[scope.id(step)]
     rendered = render_with(run, step, scope)
     view.attempts = 1
+    name = activity_name(step.type)
+    timeout = step.timeout or STEP_TIMEOUT
+    script = name == SCRIPT_TYPE  # no recorded history has a script step: their commands are unchanged
     output = await run.busy_with(
         workflow.execute_activity(
-            activity_name(step.type),
+            name,
             StepRequest(
                 organization_uuid=run.prepared.organization_uuid,
                 execution_id=workflow.info().workflow_id,
@@ -55,8 +62,10 @@ async def run_activity(run: Interpreter, step: Step, scope: Scope) -> Any:
                 secrets=state.secrets,
                 started_at=view.started_at,
             ),
-            start_to_close_timeout=step.timeout or STEP_TIMEOUT,
+            start_to_close_timeout=timeout,
             retry_policy=retry_policy(step),
+            task_queue=run.prepared.script_task_queue if script else None,
+            heartbeat_timeout=min(SCRIPT_HEARTBEAT, timeout) if script else None,
             # the step names its activity in the Web UI; a summary would cost a payload per step
             activity_id=view.id if run.named_activities else None,
         )

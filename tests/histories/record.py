@@ -3,11 +3,14 @@
 Run after a change to the interpreter that is *meant* to change command order (guarded by
 `workflow.patched`), never to paper over a non-deterministic change, or with ids for new playbooks only:
     .venv/bin/python -m tests.histories.record [PLAYBOOK_ID...]
+Ops runbooks run against the targets the library examples use (tests.fixtures_ops.ops_targets), with a
+script worker beside the business one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -17,19 +20,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.catalog import sync_catalog
+from activities.plugins import load_step_types
 from model import load_library
 from model import search_attributes as sa
-from runtime.worker import build_worker
+from runtime.worker import build_script_worker, build_worker
 from starter.client import PlaybookClient
 from starter.examples import run_example
 from store import Store, migrate
 from store.pgserver import start_postgres
+from tests.fixtures_ops import ops_targets
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent.parent / "playbooks"
 
 
 async def record(only: set[str]) -> None:
+    load_step_types()  # script, database, file and plugins: as the CLI and workers do before reading the library
     with start_postgres(Path(tempfile.mkdtemp(prefix="pbrec-"))) as pg:
         await migrate(pg.dsn)
         store = await Store.open(pg.dsn, auto_register_orgs=True)
@@ -40,7 +46,13 @@ async def record(only: set[str]) -> None:
             dev_server_existing_path=shutil.which("temporal")
             or str(Path(sys.executable).parent / "temporal"),
         )
-        async with env, build_worker(env.client, store, task_queue="record"):
+        async with (
+            env,
+            ops_targets(pg.dsn) as targets,
+            build_worker(env.client, store, task_queue="record", script_task_queue="record-scripts"),
+            build_script_worker(env.client, store, task_queue="record-scripts"),
+        ):
+            os.environ.update(targets)  # the in-process activities read their settings at run time
             client = PlaybookClient(env.client, task_queue="record")
             for playbook in load_library([LIBRARY]).playbooks.values():
                 if only and playbook.id not in only:

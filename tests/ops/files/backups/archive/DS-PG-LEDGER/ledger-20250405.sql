@@ -1,0 +1,2 @@
+-- ledger dump of 2025-04-05
+SELECT 1;
