@@ -62,7 +62,7 @@ class DevServer:
     """`playbook dev` in the background, its output collected on a thread so reading never blocks."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.port, self.ui_port = free_port(), free_port()
+        self.port, self.ui_port, self.state_dir = free_port(), free_port(), state_dir
         self.env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         self.process = subprocess.Popen(
             [str(BIN / "playbook"), "dev", "--state-dir", str(state_dir), "--port", str(self.port),
@@ -90,7 +90,9 @@ class DevServer:
         """Run a `playbook` command against this server; its output."""
         done = subprocess.run(
             [str(BIN / "playbook"), *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-            env={**self.env, "TEMPORAL_ADDRESS": f"localhost:{self.port}"},
+            # as the dev banner says: clients in another terminal use the state folder's encryption key
+            env={**self.env, "TEMPORAL_ADDRESS": f"localhost:{self.port}",
+                 "PLAYBOOK_ENCRYPTION_KEYS_FILE": str(self.state_dir / "encryption.keys")},
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"playbook {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
