@@ -13,23 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from config import DATA_CONVERTER
-from model import search_attributes as sa
+from bench.stack import local_stack
 from model.execution import ExecutionInput
 from runtime.worker import build_worker
-from store import Store
-from store.pgserver import start_postgres
 
 QUEUE = "scale"
 
@@ -97,44 +91,35 @@ async def main() -> None:
     parser.add_argument("--cache", type=int, default=1000, help="the worker's max_cached_workflows")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    with start_postgres() as pg:
-        store = await Store.open(pg.dsn, auto_register_orgs=True, max_size=20)
-        env = await WorkflowEnvironment.start_local(
-            data_converter=DATA_CONVERTER,
-            search_attributes=list(sa.ALL),
-            dev_server_existing_path=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"),
-            dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-        )
-        async with env:
-            client = env.client
-            base = rss_mib()
-            async with build_worker(client, store, task_queue=QUEUE, max_cached_workflows=args.cache):
-                began = time.perf_counter()
-                ids = await start_waiting(client, args.waiting, waiting_playbook())
-                await until_waiting(client, ids, "scale.wait0.v1")
-                took = time.perf_counter() - began
-                print(f"{args.waiting} executions waiting on a person after {took:.0f} s "
-                      f"({args.waiting / took:.0f}/s); sticky cache {args.cache}")  # fmt: skip
-                print(f"  worker process RSS: {rss_mib():.0f} MiB (before the worker: {base:.0f} MiB)")
-                recent = ids[-min(args.queries, args.cache) :]
-                await query_ms(client, recent)  # make sure they are the cached ones
-                print(f"  status, cached:  {summary(await query_ms(client, recent))}")
-                oldest = ids[: args.queries]
-                print(f"  status, evicted: {summary(await query_ms(client, oldest))}")
-                print(f"  worker process RSS after the queries: {rss_mib():.0f} MiB")
-            print("status cost by history length (completed steps before the wait)")
-            for loop_steps in (10, 100, 1000):
-                definition = waiting_playbook(loop_steps)
-                async with build_worker(client, store, task_queue=QUEUE):
-                    pair = await start_waiting(client, 2, definition)
-                    await until_waiting(client, pair, definition["id"])
-                    events = len([e async for e in client.get_workflow_handle(pair[0]).fetch_history_events()])
-                    cached = await query_ms(client, [pair[0]] * 30)
-                async with build_worker(client, store, task_queue=QUEUE, max_cached_workflows=1):
-                    evicted = await query_ms(client, pair * 15)
-                print(f"  {loop_steps:>5} steps, {events:>5} events: "
-                      f"cached {summary(cached)} | evicted {summary(evicted)}")  # fmt: skip
-        await store.close()
+    async with local_stack() as (store, env):
+        client = env.client
+        base = rss_mib()
+        async with build_worker(client, store, task_queue=QUEUE, max_cached_workflows=args.cache):
+            began = time.perf_counter()
+            ids = await start_waiting(client, args.waiting, waiting_playbook())
+            await until_waiting(client, ids, "scale.wait0.v1")
+            took = time.perf_counter() - began
+            print(f"{args.waiting} executions waiting on a person after {took:.0f} s "
+                  f"({args.waiting / took:.0f}/s); sticky cache {args.cache}")  # fmt: skip
+            print(f"  worker process RSS: {rss_mib():.0f} MiB (before the worker: {base:.0f} MiB)")
+            recent = ids[-min(args.queries, args.cache) :]
+            await query_ms(client, recent)  # make sure they are the cached ones
+            print(f"  status, cached:  {summary(await query_ms(client, recent))}")
+            oldest = ids[: args.queries]
+            print(f"  status, evicted: {summary(await query_ms(client, oldest))}")
+            print(f"  worker process RSS after the queries: {rss_mib():.0f} MiB")
+        print("status cost by history length (completed steps before the wait)")
+        for loop_steps in (10, 100, 1000):
+            definition = waiting_playbook(loop_steps)
+            async with build_worker(client, store, task_queue=QUEUE):
+                pair = await start_waiting(client, 2, definition)
+                await until_waiting(client, pair, definition["id"])
+                events = len([e async for e in client.get_workflow_handle(pair[0]).fetch_history_events()])
+                cached = await query_ms(client, [pair[0]] * 30)
+            async with build_worker(client, store, task_queue=QUEUE, max_cached_workflows=1):
+                evicted = await query_ms(client, pair * 15)
+            print(f"  {loop_steps:>5} steps, {events:>5} events: "
+                  f"cached {summary(cached)} | evicted {summary(evicted)}")  # fmt: skip
 
 
 if __name__ == "__main__":

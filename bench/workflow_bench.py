@@ -17,27 +17,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import shutil
 import statistics
-import sys
 import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from bench.bare import bare_upsert_activity
 from bench.handwritten import BareHandWritten, HandWritten
-from config import DATA_CONVERTER
-from model import search_attributes as sa
+from bench.stack import local_stack
 from model.execution import ExecutionInput
 from runtime.worker import build_worker
-from store import Store
-from store.pgserver import start_postgres
 
 NAMES = ("PlaybookWorkflow", "HandWritten", "BareHandWritten")
 QUEUE = "bench"
@@ -129,17 +122,10 @@ async def main() -> None:
     parser.add_argument("--latency", type=int, default=40, help="executions per latency measurement")
     args = parser.parse_args()
     definition = playbook(args.steps)
-    with start_postgres() as pg:
-        store = await Store.open(pg.dsn, auto_register_orgs=True, max_size=20)
-        env = await WorkflowEnvironment.start_local(
-            data_converter=DATA_CONVERTER,
-            search_attributes=list(sa.ALL),
-            dev_server_existing_path=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"),
-            dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
-        )
+    async with local_stack() as (store, env):
         worker = build_worker(env.client, store, task_queue=QUEUE, extra_workflows=[HandWritten, BareHandWritten],
                               extra_activities=[bare_upsert_activity(store)])  # fmt: skip
-        async with env, worker:
+        async with worker:
             for name in NAMES:  # warm-up: sandbox caches, connection pools, the server's task queues
                 await run_batch(env.client, name, args.executions, definition)
             results: dict[str, list[tuple[float, int]]] = {name: [] for name in NAMES}
@@ -149,7 +135,6 @@ async def main() -> None:
                     results[name].append(await run_batch(env.client, name, args.executions, definition))
             first_sig, next_sig = await latencies(env.client, args.latency, by_update=False)
             _, next_upd = await latencies(env.client, args.latency, by_update=True)
-        await store.close()
     print(f"{args.executions} concurrent executions x {args.steps} entity steps, {args.rounds} interleaved rounds")
     for name, runs in results.items():
         rates = [args.executions / seconds for seconds, _ in runs]

@@ -10,30 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from .audit import AuditLine
 from .messages import StepClaim
-from .run import Conflict, Rejected, RunState, WaitState, split_view_id
+from .run import Conflict, RunState, WaitState, parse_message, split_view_id
 from .status import StepStatus
 
 
 def check_claim(state: RunState, raw: Any, *, release: bool) -> tuple[StepClaim, WaitState]:
     """The claim (or release) and the step it is for; raise Rejected/Conflict with the reason."""
-    try:
-        claim = StepClaim.model_validate(raw)
-    except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
-        raise Rejected(f"invalid argument: {reasons}") from None
-    waiting = state.waiting.get(claim.step_id)
-    if waiting is None or waiting.decided:
-        view = state.steps.get(claim.step_id)
-        if view is None:
-            raise Rejected(f"unknown step {claim.step_id!r}")
-        raise Conflict(f"step {claim.step_id} is {view.status}, not waiting for a person")
-    if not release and waiting.role and claim.role != waiting.role:
-        given = f"role {claim.role!r}" if claim.role else "no role"
-        raise Rejected(f"step {claim.step_id} needs role {waiting.role!r} ({given} given)")
+    claim = parse_message(StepClaim, raw)
+    waiting = state.waiting_step(claim.step_id, role=claim.role, check_role=not release)
     holder = waiting.claimed_by
     if holder and holder != claim.by and not (release and claim.override):
         raise Conflict(f"step {claim.step_id} is claimed by {holder}")

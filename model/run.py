@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from . import expressions
 from .audit import AuditLine
@@ -43,6 +43,18 @@ MAX_NOTES = 50
 
 class Rejected(Exception):
     """A completion that must not be applied; the message says why."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_message(model: type[M], raw: Any) -> M:
+    """A message's argument as its model; Rejected naming each bad field (a message is untrusted JSON)."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
+        raise Rejected(f"invalid argument: {reasons}") from None
 
 
 class Conflict(Rejected):
@@ -258,22 +270,23 @@ class RunState(Wire):
                 )
             )  # fmt: skip
 
+    def waiting_step(self, step_id: str, *, role: str | None, check_role: bool = True) -> WaitState:
+        """The step a message is for, still waiting for a person, in the role given; else Rejected/Conflict."""
+        waiting = self.waiting.get(step_id)
+        if waiting is None or waiting.decided:
+            view = self.steps.get(step_id)
+            if view is None:
+                raise Rejected(f"unknown step {step_id!r}")
+            raise Conflict(f"step {step_id} is {view.status}, not waiting for a person")
+        if check_role and waiting.role and role != waiting.role:
+            given = f"role {role!r}" if role else "no role"
+            raise Rejected(f"step {step_id} needs role {waiting.role!r} ({given} given)")
+        return waiting
+
     def check_completion(self, raw: Any) -> tuple[StepCompletion, dict[str, Any]]:
         """Validate a person's completion against the waiting step; raise Rejected with the reason."""
-        try:
-            completion = StepCompletion.model_validate(raw)
-        except ValidationError as exc:
-            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
-            raise Rejected(f"invalid argument: {reasons}") from None
-        waiting = self.waiting.get(completion.step_id)
-        if waiting is None or waiting.decided:
-            view = self.steps.get(completion.step_id)
-            if view is None:
-                raise Rejected(f"unknown step {completion.step_id!r}")
-            raise Conflict(f"step {completion.step_id} is {view.status}, not waiting for a person")
-        if waiting.role and completion.role != waiting.role:
-            given = f"role {completion.role!r}" if completion.role else "no role"
-            raise Rejected(f"step {completion.step_id} needs role {waiting.role!r} ({given} given)")
+        completion = parse_message(StepCompletion, raw)
+        waiting = self.waiting_step(completion.step_id, role=completion.role)
         if waiting.claimed_by and completion.completed_by != waiting.claimed_by and not completion.override_claim:
             raise Conflict(f"step {completion.step_id} is claimed by {waiting.claimed_by}")
         step = self.people_step(completion.step_id)
