@@ -31,8 +31,6 @@ TYPED: list[tuple[str, Any]] = [
     ("complete_step", ["not", "an", "object"]),
     ("complete_step", None),
     ("complete_step", "set_credit_terms"),
-    ("pause", {"reason": {"deep": [1, 2, 3]}}),
-    ("resume", 42),
     ("add_note", {"text": BIG}),
     ("add_note", [1]),
     ("complete-step", {"step_id": "set_credit_terms"}),

@@ -359,7 +359,7 @@ class PlaybookWorkflow:
         extra arguments or one of no known name lands in status.rejected instead (a message is untrusted)."""
         handler = self._signals.get(name)
         if handler is None:
-            self.state.reject(None, f"unknown signal {quote(name)} (known: {', '.join(self._signals)})",
+            self.state.reject(None, f"unknown signal {quote(name)!r} (known: {', '.join(self._signals)})",
                               now=workflow.now())  # fmt: skip
             return
         try:
