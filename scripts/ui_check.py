@@ -110,7 +110,7 @@ class DevServer:
 class Browser:
     """Headless Chromium and one page, driven by DevTools protocol commands (NUL-separated JSON on a pipe)."""
 
-    def __init__(self, binary: str, profile: Path, *, width: int = 1440, height: int = 1000) -> None:
+    def __init__(self, binary: str, profile: Path, *, width: int = 1400, height: int = 1000) -> None:
         commands_r, self._commands = os.pipe()
         self._replies, replies_w = os.pipe()
 
@@ -195,6 +195,20 @@ class Browser:
         os.close(self._replies)
 
 
+def check_readable(browser: Browser) -> None:
+    """The current details read cleanly at this width: step, type and status apart, no code cut at the edge."""
+    text = browser.text()
+    if "approval · pending" not in text or "approvalpending" in text:
+        raise AssertionError(f"the step list runs its columns together:\n{text}")
+    cut = browser.evaluate(
+        "[document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]"
+        ".flatMap(d => d ? Array.from(d.querySelectorAll('pre, code, table')) : [])"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80)).join('\\n')"
+    )
+    if cut:
+        raise AssertionError(f"cut at the right edge of the current details:\n{cut}")
+
+
 def workflows_url(ui_port: int, query: str) -> str:
     """The Web UI's workflow list filtered by a visibility query (its `query` URL parameter)."""
     return f"http://localhost:{ui_port}/namespaces/default/workflows?query={quote(query)}"
@@ -237,6 +251,7 @@ def check_web_ui(binary: str, screenshots: Path | None = None) -> str:
                 run_page = browser.evaluate("location.pathname").rsplit("/", 1)[0]
                 browser.open(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
                 browser.wait_for("complete_step")
+                check_readable(browser)
                 browser.screenshot(screenshots / "web-ui-execution.png")
             return execution_id
         finally:
