@@ -353,7 +353,7 @@ class PlaybookWorkflow:
             self._busy -= 1
 
     # ------------------------------------------------------------------ people's messages
-    @workflow.signal(dynamic=True, description="complete_step, pause, resume, cancel, add_note (SPEC §3)")
+    @workflow.signal(dynamic=True, description="complete_step, pause, resume, cancel, add_note")
     async def signal(self, name: str, args: Sequence[RawValue]) -> None:
         """Every signal arrives here raw, so none is dropped unseen: one the converter cannot read, one with
         extra arguments or one of no known name lands in status.rejected instead (a message is untrusted)."""
