@@ -308,30 +308,17 @@ class Store:
     async def _step(self, org: UUID, key: StepKey, audit: StepAudit,
                     write: Callable[[asyncpg.Connection], Awaitable[_R]], result_type: type[_R]) -> _R:
         """Run `write` and insert the audit line in one transaction, unless the step is already recorded."""
-        async with self._session(org) as conn:
-            # Serialises the steps of one execution: line numbers and the duplicate check cannot race.
-            execution = await conn.fetchval(
-                """
-                SELECT id FROM universal_transactions
-                WHERE organization_id = $1 AND transaction_type = 'playbook_execution' AND transaction_code = $2
-                FOR UPDATE
-                """,
-                org, key.execution_id,
+        async with self._session(None) as conn:
+            # Tenant, execution row lock (serialises one execution's steps) and the exactly-once check, in one call.
+            begun = await conn.fetchrow(
+                "SELECT * FROM playbook_step_begin($1, $2, $3, $4)", org, key.execution_id, key.step_id, key.iteration
             )
+            execution = begun["execution_id"]
             if execution is None:
                 raise ExecutionNotFound(f"execution_id: no execution {key.execution_id!r} in this"
                                         " organization (upsert_execution first)")
-            # Literal line_type: a parameter would keep generic plans off the partial unique index.
-            recorded = await conn.fetchrow(
-                """
-                SELECT metadata -> 'output' AS output FROM universal_transaction_lines
-                WHERE transaction_id = $1 AND line_type = 'playbook_step'
-                  AND metadata ->> 'step_id' = $2 AND metadata ->> 'iteration' = $3
-                """,
-                execution, key.step_id, key.iteration,
-            )
-            if recorded is not None:
-                output = recorded["output"] or {}
+            if begun["recorded"]:
+                output = begun["output"] or {}
                 return result_type.model_validate(
                     {field: output.get(field) for field in result_type.model_fields}
                 )
