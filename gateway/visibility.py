@@ -24,22 +24,29 @@ from model import search_attributes as sa
 from model.execution import StatusView
 
 from .auth import Principal
-from .problems import Problem
+from .problems import FieldProblem, Problem
 from .settings import GatewaySettings
 from .snapshots import Snapshots
 
 _SAFE = re.compile(r"[A-Za-z0-9_.:\-\[\]/]{1,200}")
 
 
-def literal(value: str) -> str:
-    """A visibility query string literal; values that could escape one are refused."""
+def literal(value: str, field: str) -> str:
+    """A visibility query string literal; values that could escape one are refused (naming `field`)."""
     if not _SAFE.fullmatch(value):
-        raise Problem(422, f"{value!r} cannot be used in a filter (letters, digits and _ . : - [ ] / only)")
+        rule = "letters, digits and _ . : - [ ] / only"
+        raise Problem(422, f"{field}: {value!r} cannot be used in a filter ({rule})",
+                      errors=[FieldProblem(field=field, message=rule)])  # fmt: skip
     return f"'{value}'"
 
 
 def _orgs(orgs: Iterable[str]) -> str:
-    return f"{sa.ORGANIZATION_ID.name} IN ({', '.join(literal(o) for o in orgs)})"
+    return f"{sa.ORGANIZATION_ID.name} IN ({', '.join(literal(o, 'organization_id') for o in orgs)})"
+
+
+def _bad_page_token() -> Problem:
+    message = "not a token this API returned"
+    return Problem(422, f"page_token: {message}", errors=[FieldProblem(field="page_token", message=message)])
 
 
 def decode_token(token: str | None) -> bytes | None:
@@ -48,7 +55,7 @@ def decode_token(token: str | None) -> bytes | None:
     try:
         return base64.urlsafe_b64decode(token.encode())
     except (binascii.Error, ValueError):
-        raise Problem(422, "page_token: not a token this API returned") from None
+        raise _bad_page_token() from None
 
 
 class ExecutionItem(BaseModel):
@@ -78,9 +85,10 @@ def _item(execution: WorkflowExecution) -> ExecutionItem:
 async def executions(client: Client, orgs: Iterable[str], *, playbook_id: str | None, status: str | None,
                      waiting_for: str | None, page_size: int, page_token: str | None) -> ExecutionPage:  # fmt: skip
     clauses = ["WorkflowType = 'PlaybookWorkflow'", _orgs(orgs)]
-    for key, value in ((sa.PLAYBOOK_ID, playbook_id), (sa.PLAYBOOK_STATUS, status), (sa.WAITING_FOR, waiting_for)):
+    for key, field, value in ((sa.PLAYBOOK_ID, "playbook_id", playbook_id), (sa.PLAYBOOK_STATUS, "status", status),
+                              (sa.WAITING_FOR, "waiting_for", waiting_for)):  # fmt: skip
         if value is not None:
-            clauses.append(f"{key.name} = {literal(value)}")
+            clauses.append(f"{key.name} = {literal(value, field)}")
     pages = client.list_workflows(" AND ".join(clauses), page_size=page_size, next_page_token=decode_token(page_token))
     await pages.fetch_next_page()
     token = pages.next_page_token
@@ -201,5 +209,5 @@ def _offset(token: str | None) -> int:
     if not token:
         return 0
     if not token.isdigit():
-        raise Problem(422, "page_token: not a token this API returned")
+        raise _bad_page_token()
     return int(token)
