@@ -132,7 +132,14 @@ def kept_tasks(client: Client, *, max_age: float = GatewaySettings.tasks_max_age
     """This process's snapshots of the organizations' waiting steps, one set per Temporal client (made on
     first use, with `max_age`: the Engine makes them, with the gateway's setting)."""
     if (found := _KEPT.get(client)) is None:
-        found = _KEPT[client] = Snapshots(lambda org: _waiting_in(client, org), max_age=max_age)
+        held = weakref.ref(client)  # weakly: values of a weak-keyed registry must not keep their key alive
+
+        async def load(org: str) -> dict[Step, Task]:
+            live = held()
+            assert live is not None, "the snapshots of a client are only asked while someone holds the client"
+            return await _waiting_in(live, org)
+
+        found = _KEPT[client] = Snapshots(load, max_age=max_age)
     return found
 
 
