@@ -22,9 +22,10 @@ class GatewaySettings:
     """Writes allowed per token subject (PLAYBOOK_RATE_LIMIT, `limits` notation: 60/minute, 10/second)."""
     rate_limit_storage: str = "memory://"
     """Where the counters live (PLAYBOOK_RATE_LIMIT_STORAGE): `redis://…` shares them across copies."""
-    tasks_max_age: float = 3.0
-    """Seconds an inbox snapshot of an organization may be served (PLAYBOOK_TASKS_MAX_AGE): how far `GET
-    /api/v1/tasks` may lag behind what another gateway or the workflows changed (gateway.snapshots)."""
+    tasks_max_age: float = 10.0
+    """Seconds an inbox snapshot of an organization may be served (PLAYBOOK_TASKS_MAX_AGE): the most `GET
+    /api/v1/tasks` lags behind what another gateway or the workflows changed; usually it is one second plus
+    one visibility scan (gateway.snapshots)."""
     admin_role: str = "platform_admin"
     """The role that manages organizations and may override someone else's claim."""
 

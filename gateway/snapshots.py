@@ -4,7 +4,9 @@ A listing of a scope (an organization's waiting steps) costs a visibility scan; 
 page view. So each scope keeps its last listing and the time its load *began* (what it shows is at least that
 fresh). A request gets the snapshot as it is while it is younger than `refresh_after`; older, the request still
 gets it but starts one load in the background; at `max_age` or more it waits for that load. One load per scope
-runs at a time (single flight), however many requests ask.
+runs at a time (single flight), however many requests ask. So a snapshot is usually `refresh_after` plus one
+scan old, and never older than `max_age`: the gap between the two absorbs scans that a loaded visibility store
+makes slow, without making anyone wait for them.
 
 Writes made through this process are applied at once (`put`) and *pinned*: a load that began less than
 `settle` seconds after the write may still show the old value (visibility lags behind the workflow), so the
@@ -40,11 +42,12 @@ class _Scope(Generic[K, V]):
 
 
 class Snapshots(Generic[K, V]):
-    def __init__(self, load: Callable[[str], Awaitable[dict[K, V]]], *, max_age: float, settle: float = 5.0) -> None:
+    def __init__(self, load: Callable[[str], Awaitable[dict[K, V]]], *, max_age: float, refresh_after: float = 1.0,
+                 settle: float = 5.0) -> None:  # fmt: skip
         if max_age <= 0:
             raise ValueError("max_age must be positive")
         self._load, self.max_age, self.settle = load, max_age, settle
-        self.refresh_after = max_age / 3
+        self.refresh_after = min(refresh_after, max_age)
         self._scopes: dict[str, _Scope[K, V]] = {}
 
     async def get(self, scope: str) -> Mapping[K, V]:

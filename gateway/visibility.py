@@ -9,6 +9,7 @@ and sorts that in memory.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -159,10 +160,15 @@ async def _waiting_in(client: Client, org: str) -> dict[Step, Task]:
     query = " AND ".join(["WorkflowType = 'PlaybookWorkflow'", "ExecutionStatus = 'Running'", _orgs([org]),
                           f"{sa.WAITING_FOR.name} IS NOT NULL"])  # fmt: skip
     found: dict[Step, Task] = {}
-    async for execution in client.list_workflows(query, page_size=1000):
+    seen = 0
+    # pages of 200 and a pause every 50 memos: the scan runs beside requests, not in one block of the event loop
+    async for execution in client.list_workflows(query, page_size=200):
         playbook_id = execution.typed_search_attributes.get(sa.PLAYBOOK_ID)
         for entry in (await execution.memo()).get("inbox", []):
             found[(execution.id, entry["step_id"])] = _task(execution.id, playbook_id, org, entry)
+        seen += 1
+        if seen % 50 == 0:
+            await asyncio.sleep(0)
     return found
 
 
