@@ -21,7 +21,7 @@ from starter.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENGINE_SERVICES = ("setup", "worker", "gateway")
+ENGINE_SERVICES = ("setup", "worker", "script-worker", "gateway")
 
 
 def compose_binary() -> Path:
@@ -143,11 +143,11 @@ def test_addresses_and_ports_match_the_services(config: dict[str, Any]) -> None:
 
 def test_health_checks_order_the_start(config: dict[str, Any]) -> None:
     services = config["services"]
-    for name in ("temporal-db", "app-db", "temporal", "temporal-ui", "worker", "gateway"):
+    for name in ("temporal-db", "app-db", "temporal", "temporal-ui", "worker", "script-worker", "gateway"):
         assert services[name]["healthcheck"]["test"], name
     assert services["temporal"]["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
     assert services["setup"]["depends_on"]["temporal"]["condition"] == "service_healthy"
-    for name in ("worker", "gateway"):
+    for name in ("worker", "script-worker", "gateway"):
         assert services[name]["depends_on"] == {
             "setup": {"condition": "service_completed_successfully", "required": True},
             "app-db": {"condition": "service_healthy", "required": True},
@@ -174,6 +174,10 @@ def test_commands_are_the_console_script(config: dict[str, Any]) -> None:
     assert config["services"]["setup"]["command"][:2] == ["playbook", "setup"]
     assert config["services"]["worker"]["command"] == ["playbook", "worker"]
     assert config["services"]["gateway"]["command"] == ["playbook", "serve"]
+    # the script queue has its own workers, serving the queue business workers send `script` steps to
+    assert config["services"]["script-worker"]["command"] == ["playbook", "worker", "--scripts"]
+    queues = [config["services"][name]["environment"].get("PLAYBOOK_SCRIPT_TASK_QUEUE") for name in ENGINE_SERVICES]
+    assert len(set(queues)) == 1
 
 
 def test_image_builds_from_this_repository(config: dict[str, Any]) -> None:
