@@ -15,7 +15,7 @@ from urllib.parse import quote
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
-from jinja2 import PackageLoader, StrictUndefined
+from jinja2 import PackageLoader
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..problems import Problem
@@ -54,7 +54,7 @@ def path_id(execution_id: str) -> str:
 
 
 env = SandboxedEnvironment(loader=PackageLoader("gateway.inbox", "templates"), autoescape=True,
-                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+                           trim_blocks=True, lstrip_blocks=True)  # fmt: skip
 env.filters.update(when=when, path_id=path_id, quote=lambda v: quote(str(v), safe=""))
 env.globals.update(took=took)
 
