@@ -21,6 +21,7 @@ from model.status import ENDED
 from ..auth import Principal
 from ..deps import engine
 from ..engine import Engine
+from ..problems import Problem
 from .render import HtmlRoute, fragment, page
 from .session import viewer
 from .settings import InboxSettings
@@ -91,4 +92,12 @@ async def execution(request: Request, execution_id: str, caller: Annotated[Princ
                     eng: Annotated[Engine, Depends(engine)]) -> Response:  # fmt: skip
     status = await eng.status(caller, execution_id)
     return page(request, "execution.html", execution=status, ended=status.status in ENDED,
-                web_ui=web_ui_link(request.app.state.inbox, execution_id))  # fmt: skip
+                name=await _name(eng, status), web_ui=web_ui_link(request.app.state.inbox, execution_id))  # fmt: skip
+
+
+async def _name(eng: Engine, status: StatusView) -> str:
+    """The playbook's name as the catalog has it now (the id, if the catalog no longer holds it)."""
+    try:
+        return (await eng.playbook(status.organization_id, status.playbook_id)).name
+    except Problem:
+        return status.playbook_id

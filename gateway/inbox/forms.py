@@ -37,6 +37,12 @@ class Field:
     pattern: str | None = None
     default: Any = None
 
+    @property
+    def html_pattern(self) -> str | None:
+        """The pattern as the browser's `pattern` attribute means it: the engine searches (a match anywhere
+        counts), the browser matches the whole value, so the pattern may be surrounded by anything."""
+        return None if self.pattern is None else f"[\\s\\S]*(?:{self.pattern})[\\s\\S]*"
+
     def option_text(self, option: Any) -> str:
         return option if isinstance(option, str) else json.dumps(option)
 
