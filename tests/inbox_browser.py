@@ -109,6 +109,6 @@ async def accessible(page: Page) -> None:
     assert not bad, f"{page.url}:\n{report}"
 
 
-async def shoot(page: Page, folder: Path | None, name: str) -> None:
+async def shoot(page: Page, folder: Path | None, name: str, *, full_page: bool = True) -> None:
     if folder is not None:
-        await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+        await page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)

@@ -48,9 +48,21 @@ async def expect_status(page: Page, status: str) -> None:
 
 
 async def test_customer_onboarding_end_to_end(chromium: Browser, inbox_url: str, org: str) -> None:
+    signin = await chromium.new_page(base_url=inbox_url)
+    await signin.goto("/signin")
+    await signin.get_by_label("User").fill("alice")
+    await accessible(signin)
+    await shoot(signin, SHOTS, "0-sign-in")
+    await signin.close()
     async with person(chromium, inbox_url, "alice", org, "credit_controller") as alice:
         await accessible(alice)
-        await shoot(alice, SHOTS, "1-my-tasks-empty")
+        await alice.get_by_role("navigation").get_by_role("link", name="Start a playbook").click()
+        await alice.get_by_label("Module").select_option("crm")
+        await alice.get_by_role("button", name="Filter").click()
+        await expect(alice.get_by_role("link", name="Customer onboarding")).to_be_visible()
+        await expect(alice.get_by_role("link", name="Salon appointment booking")).to_have_count(0)
+        await accessible(alice)
+        await shoot(alice, SHOTS, "1-playbooks", full_page=False)
         await start_from_catalog(alice, "customer", "Customer onboarding")
         await alice.get_by_label("Customer name").fill("Acme Corp")
         await alice.get_by_label("Email").fill("not-an-email")

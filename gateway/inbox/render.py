@@ -13,12 +13,14 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import PackageLoader
 from jinja2.sandbox import SandboxedEnvironment
+from temporalio.service import RPCError
 
-from ..problems import Problem
+from ..problems import FieldProblem, Problem
 from .session import SignInNeeded
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -91,5 +93,11 @@ class HtmlRoute(APIRoute):
                 return await handler(request)
             except Problem as exc:
                 return error_page(request, exc)
+            except RequestValidationError as exc:  # a hand-made request: the inbox's own forms send every field
+                errors = [FieldProblem(field=".".join(map(str, e["loc"][1:])), message=str(e["msg"]))
+                          for e in exc.errors()]  # fmt: skip
+                return error_page(request, Problem(422, "this request is not one the inbox sends", errors=errors))
+            except RPCError as exc:
+                return error_page(request, Problem(503, f"Temporal cannot answer now: {exc.message}"))
 
         return route
