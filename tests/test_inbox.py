@@ -235,6 +235,9 @@ async def test_a_form_with_every_variable_type(chromium: Browser, inbox_url: str
         await fay.get_by_role("button", name="Start").click()
         await open_task(fay, "Fill in every field")
         await expect(fay.get_by_text("The access code is never shown back.")).to_be_visible()
+        shown = await fay.locator("form.form [data-kind]").evaluate_all("fields => fields.map(f => f.dataset.kind)")
+        assert shown == ["text", "integer", "number", "checkbox", "select", "multi_select", "date", "datetime",
+                         "json", "file", "text"]  # every type, in the author's order  # fmt: skip
         site = fay.get_by_label("Site name")
         await expect(site).to_have_attribute("pattern", re.compile(re.escape("(?:^[A-Z])")))
         await expect(site).to_have_attribute("required", "")

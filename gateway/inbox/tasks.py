@@ -62,7 +62,7 @@ async def task(request: Request, execution_id: str, step_id: str, caller: Annota
     return _task_page(request, await eng.status(caller, execution_id), step_id)
 
 
-def _decision(waiting: Waiting, submitted: Any) -> forms.Submission:
+def _decision(submitted: Any) -> forms.Submission:
     """An approval's two buttons and its comment, as the form `{approved, comment}`."""
     comment = str(submitted.get(forms.PREFIX + "comment") or "")
     got = forms.Submission(typed={"comment": comment})
@@ -82,7 +82,7 @@ async def complete(request: Request, execution_id: str, step_id: str, caller: An
     if waiting is None:
         return _task_page(request, status, step_id, code=409)
     submitted = await request.form()
-    got = _decision(waiting, submitted) if waiting.type == "approval" else \
+    got = _decision(submitted) if waiting.type == "approval" else \
         forms.read(forms.fields(waiting.form), submitted)  # fmt: skip
     if got.errors:
         return _task_page(request, status, step_id, typed=got.typed, errors=got.errors, code=422,
