@@ -1,4 +1,5 @@
-# The engine's image: `playbook worker` by default; `playbook setup` and the other commands run from it too.
+# The engine's image: `playbook worker` by default; `playbook setup`, `playbook serve` (the gateway) and the
+# other commands run from it too.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +18,7 @@ COPY runtime ./runtime
 COPY workflows ./workflows
 COPY activities ./activities
 COPY starter ./starter
+COPY gateway ./gateway
 RUN pip install . && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin playbook
 
 # The library is data, synced to the catalog on every worker start: rebuild (or mount over it) to change it.
@@ -26,5 +28,5 @@ USER playbook
 ENV PLAYBOOKS_DIR=/app/playbooks \
     PLAYBOOK_METRICS_PORT=9464 \
     PLAYBOOK_LOG_FORMAT=json
-EXPOSE 9464
+EXPOSE 9464 8088
 CMD ["playbook", "worker"]

@@ -42,19 +42,27 @@ def refusal(address: str) -> str | None:
     return next((rule for rule, test in _RULES if getattr(ip, test)), None)
 
 
-async def check_url(url: httpx.URL) -> None:
-    """Refuse a URL whose host is, or resolves to, an internal address — unless PLAYBOOK_HTTP_ALLOW lists it."""
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses a name resolves to (DNS failures may recover, so they are retried, not refused)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise RuntimeError(f"cannot resolve {host}: {exc}") from None
+    return [str(info[4][0]) for info in infos]
+
+
+async def check_url(url: httpx.URL) -> str | None:
+    """The checked address to connect to, refusing internal ones; None for a host PLAYBOOK_HTTP_ALLOW lists."""
     host = url.host.lower()
     if url.scheme not in ("http", "https"):
         raise fail("EgressRefused", f"{url}: refused by the scheme rule (only http and https)")
     if host in allowed_hosts():
-        return
+        return None
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, url.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise RuntimeError(f"{url}: cannot resolve {host}: {exc}") from None  # DNS may recover: retried
-    for info in infos:
-        address = str(info[4][0])
+        addresses = await resolve(host, url.port or 443)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{url}: {exc}") from None
+    for address in addresses:
         if rule := refusal(address):
             raise fail(
                 "EgressRefused",
@@ -62,19 +70,35 @@ async def check_url(url: httpx.URL) -> None:
                 f"list the host in {ALLOW_ENV} to allow it",
                 rule=rule,
             )
+    return addresses[0]
+
+
+def _pinned(request: httpx.Request, address: str) -> httpx.Request:
+    """The request sent to the checked address, so a second DNS answer (rebinding) is never used.
+
+    The Host header stays the name's, and TLS sends and verifies the name (httpcore's `sni_hostname`).
+    """
+    return httpx.Request(
+        request.method, request.url.copy_with(host=address), headers=request.headers, stream=request.stream,
+        extensions={**request.extensions, "sni_hostname": request.url.host},
+    )  # fmt: skip
 
 
 async def request(client: httpx.AsyncClient, method: str, url: str, **kwargs: object) -> tuple[httpx.Response, bytes]:
-    """Send with redirects followed by hand, each hop checked; the body read up to the cap."""
+    """Send with redirects followed by hand, each hop checked and pinned; the body read up to the cap."""
     cap = max_bytes()
     next_request: httpx.Request | None = client.build_request(method, url, **kwargs)  # type: ignore[arg-type]
     for _ in range(MAX_REDIRECTS + 1):
         assert next_request is not None
-        await check_url(next_request.url)
-        response = await client.send(next_request, stream=True)
+        wanted = next_request
+        address = await check_url(wanted.url)
+        response = await client.send(_pinned(wanted, address) if address else wanted, stream=True)
         try:
             if response.is_redirect and response.next_request is not None:
                 next_request = response.next_request
+                if address and next_request.url.host == address:  # a relative Location: back to the name
+                    next_request.url = next_request.url.copy_with(host=wanted.url.host)
+                    next_request.extensions.pop("sni_hostname", None)
                 continue
             body = bytearray()
             async for chunk in response.aiter_bytes():

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from model import Playbook, PlaybookError, load_playbook
 from model.execution import ExecutionUpdate, NoteRequest, Prepared, PrepareRequest
 from model.status import ExecutionStatus
-from store import RUNNABLE, StepKey, Store
+from store import RUNNABLE, ExecutionWrite, Store
 from store.catalog import definition_sha
 
 from .errors import fail, user_facing
@@ -87,18 +87,12 @@ class EngineActivities:
         """Write pending audit lines and the execution's status (both idempotent)."""
         org = UUID(update.organization_uuid)
         metadata = {"error": update.error, "outputs": update.outputs}
+        write = ExecutionWrite(
+            execution_id=update.execution_id, playbook_id=update.playbook_id, smart_code=update.smart_code,
+            status=update.status, requested_by=None, metadata={k: v for k, v in metadata.items() if v is not None},
+        )  # fmt: skip
         async with user_facing():
-            for line in update.lines:
-                key = StepKey(execution_id=update.execution_id, step_id=line.step_id, iteration=line.iteration)
-                await self.store.record_step(org, key, line)
-            await self.store.upsert_execution(
-                org,
-                execution_id=update.execution_id,
-                playbook_id=update.playbook_id,
-                smart_code=update.smart_code,
-                status=update.status,
-                metadata={k: v for k, v in metadata.items() if v is not None},
-            )
+            await self.store.update_execution(org, write, update.lines)
 
     @activity.defn(name="record_note")
     async def record_note(self, req: NoteRequest) -> None:

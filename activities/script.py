@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import tempfile
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from temporalio import activity
 
 from model.execution import StepRequest
@@ -36,11 +37,18 @@ HEARTBEAT = timedelta(seconds=5)
 """How often a running program reports that its worker is alive (a killed worker's step is retried soon)."""
 
 
+def _argument(value: Any) -> Any:
+    """A rendered number or boolean becomes its JSON text (a count in an argument is what a user means)."""
+    return json.dumps(value) if isinstance(value, bool | int | float) else value
+
+
 class ScriptWith(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: list[str] = Field(
-        min_length=1, description="The program and its arguments, each a value or a template; never run by a shell."
+    command: list[Annotated[str, BeforeValidator(_argument)]] = Field(
+        min_length=1,
+        description="The program and its arguments, each a value or a template (numbers and booleans are passed "
+        "as written in JSON); never run by a shell.",
     )
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the program.")
     expect_exit: list[int] = Field(default=[0], min_length=1, description="Exit codes that count as success.")

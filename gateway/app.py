@@ -37,7 +37,8 @@ def create_app(settings: Settings, gateway: GatewaySettings, *, client: Playbook
         )
         try:
             used_client = client or await PlaybookClient.connect(settings)
-            app.state.engine = Engine(used_client, used_store, admin_role=gateway.admin_role)
+            app.state.engine = Engine(used_client, used_store, admin_role=gateway.admin_role,
+                                      tasks_max_age=gateway.tasks_max_age)
             yield
         finally:
             if own_store:
@@ -51,7 +52,8 @@ def create_app(settings: Settings, gateway: GatewaySettings, *, client: Playbook
         lifespan=lifespan,
     )
     if client is not None and store is not None:  # given (tests, benchmarks): ready without a lifespan
-        app.state.engine = Engine(client, store, admin_role=gateway.admin_role)
+        app.state.engine = Engine(client, store, admin_role=gateway.admin_role,
+                                  tasks_max_age=gateway.tasks_max_age)
     app.state.verifier = Verifier(gateway)
     app.state.limiter = WriteLimiter(gateway)
     problems.install(app)

@@ -16,8 +16,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from .app import create_app
 
-    gateway = GatewaySettings.from_env(**({"addr": args.addr} if args.addr else {}))
     try:
+        gateway = GatewaySettings.from_env(**({"addr": args.addr} if args.addr else {}))
         app = create_app(settings, gateway)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -7,6 +7,7 @@ from fastapi import Request
 from .engine import Engine
 
 
-def engine(request: Request) -> Engine:
+async def engine(request: Request) -> Engine:
+    # async though it awaits nothing: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per request
     found: Engine = request.app.state.engine
     return found

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -20,12 +21,18 @@ from temporalio.service import RPCError, RPCStatusCode
 from model import search_attributes as sa
 from model.execution import StatusView, Waiting
 from model.playbook import Playbook
-from model.variables import validate_values
+from model.variables import form_model, validate_values
 from starter.client import PlaybookClient, StepRejected
 from store import InvalidWrite, Store, UnknownOrganization
 
+from . import visibility
 from .auth import Principal
 from .problems import FieldProblem, Problem
+
+CATALOG_TTL = 5.0
+"""Seconds a definition read from the catalog serves starts' input checks (and `?playbookId=`) here. A version
+published meanwhile is what the execution runs regardless (it reads the catalog itself); only the gateway's
+pre-check of `initial_data` may use the previous version's inputs for that long. Unknown ids are never kept."""
 
 
 def _not_found(execution_id: str) -> Problem:
@@ -37,10 +44,14 @@ def fingerprint(value: Any) -> str:
 
 
 class Engine:
-    """The gateway's one object per process: the Temporal client (stateless) and the catalog's store."""
+    """The gateway's one object per process: the Temporal client, the catalog's store, and the inbox's
+    snapshots (`visibility.kept_tasks`), which the writes made here keep current."""
 
-    def __init__(self, client: PlaybookClient, store: Store, *, admin_role: str) -> None:
+    def __init__(self, client: PlaybookClient, store: Store, *, admin_role: str, tasks_max_age: float) -> None:
         self.client, self.store, self.admin_role = client, store, admin_role
+        self._definitions: dict[tuple[str, str], tuple[float, Playbook, type[BaseModel]]] = {}
+        """(org, playbook id) → (until when, definition): a start reads none from Postgres in the common case."""
+        visibility.kept_tasks(client.client, max_age=tasks_max_age)
 
     # ---------------------------------------------------------------- catalog
     async def _org_uuid(self, org: str) -> Any:
@@ -59,21 +70,31 @@ class Engine:
         return sorted(valid, key=lambda p: p.id)
 
     async def playbook(self, org: str, playbook_id: str) -> Playbook:
+        return (await self._definition(org, playbook_id))[0]
+
+    async def _definition(self, org: str, playbook_id: str) -> tuple[Playbook, type[BaseModel]]:
+        """The definition `org` runs by that id and its inputs' form model, read again once CATALOG_TTL passed."""
+        key = (org, playbook_id)
+        if (kept := self._definitions.get(key)) is not None and kept[0] > time.monotonic():
+            return kept[1], kept[2]
         definition = await self.store.get_definition(await self._org_uuid(org), playbook_id)
         if definition is None:
             raise Problem(404, f"no playbook {playbook_id!r} in the catalog of {org}")
         try:
-            return Playbook.model_validate(definition)
+            playbook = Playbook.model_validate(definition)
         except ValidationError:
             raise Problem(404, f"playbook {playbook_id!r} of {org} is not a valid definition") from None
+        form = form_model(playbook.inputs)  # building it is most of a start's own work: once per definition
+        self._definitions[key] = (time.monotonic() + CATALOG_TTL, playbook, form)
+        return playbook, form
 
     # ---------------------------------------------------------------- starting
     async def start(self, caller: Principal, *, playbook_id: str, organization: str | None,
                     initial_data: dict[str, Any], key: str | None) -> tuple[str, bool]:  # fmt: skip
         """Start (or, for a known Idempotency-Key with the same body, find) an execution: (id, created)."""
         org = caller.org(organization)
-        playbook = await self.playbook(org, playbook_id)
-        checked = validate_values(playbook.inputs, initial_data)
+        playbook, form = await self._definition(org, playbook_id)
+        checked = validate_values(playbook.inputs, initial_data, model=form)
         if checked.errors:
             errors = [FieldProblem(field=f"initial_data.{e.field}", message=e.message) for e in checked.errors]
             raise Problem(422, "invalid initial_data: " + "; ".join(str(e) for e in checked.errors), errors=errors)
@@ -94,18 +115,18 @@ class Engine:
         return workflow_id, True
 
     # ---------------------------------------------------------------- reading
-    async def owned(self, caller: Principal, execution_id: str) -> WorkflowExecutionStatus | None:
-        """404 unless the execution exists in one of the caller's organizations; its Temporal status."""
+    async def owned(self, caller: Principal, execution_id: str) -> tuple[WorkflowExecutionStatus | None, str]:
+        """404 unless the execution exists in one of the caller's organizations; its Temporal status and org."""
         try:
             description = await self.client.handle(execution_id).describe()
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                 raise _not_found(execution_id) from None
             raise
-        if description.workflow_type != "PlaybookWorkflow" or \
-                description.typed_search_attributes.get(sa.ORGANIZATION_ID) not in caller.orgs:  # fmt: skip
+        org = description.typed_search_attributes.get(sa.ORGANIZATION_ID)
+        if description.workflow_type != "PlaybookWorkflow" or org not in caller.orgs:
             raise _not_found(execution_id)
-        return description.status
+        return description.status, org
 
     async def status(self, caller: Principal, execution_id: str) -> StatusView:
         await self.owned(caller, execution_id)
@@ -141,7 +162,13 @@ class Engine:
                                        override_claim=admin)  # fmt: skip
         except StepRejected as exc:
             raise await self._refusal(execution_id, step_id, data, exc) from None
-        return await self.client.status(execution_id)
+        return await self._after_write(execution_id, step_id)
+
+    async def _after_write(self, execution_id: str, step_id: str) -> StatusView:
+        """The status after a completion, claim or release, which the inbox of this process shows at once."""
+        status = await self.client.status(execution_id)
+        visibility.noted(self.client.client, status, step_id)
+        return status
 
     async def _refusal(self, execution_id: str, step_id: str, data: dict[str, Any], exc: StepRejected) -> Problem:
         if exc.conflict:
@@ -161,12 +188,15 @@ class Engine:
                                     override=self.admin_role in caller.roles)  # fmt: skip
         except StepRejected as exc:
             raise Problem(409 if exc.conflict else 422, str(exc)) from None
-        return await self.client.status(execution_id)
+        return await self._after_write(execution_id, step_id)
 
     async def control(self, caller: Principal, execution_id: str, action: str, reason: str | None) -> None:
-        if await self.owned(caller, execution_id) != WorkflowExecutionStatus.RUNNING:
+        state, org = await self.owned(caller, execution_id)
+        if state != WorkflowExecutionStatus.RUNNING:
             raise Problem(409, f"execution {execution_id} has ended: it cannot {action}")
         await getattr(self.client, action)(execution_id, reason)
+        if action == "cancel":
+            visibility.ended(self.client.client, org, execution_id)
 
     # ---------------------------------------------------------------- organizations
     async def organizations(self) -> dict[str, Any]:

@@ -22,6 +22,10 @@ class GatewaySettings:
     """Writes allowed per token subject (PLAYBOOK_RATE_LIMIT, `limits` notation: 60/minute, 10/second)."""
     rate_limit_storage: str = "memory://"
     """Where the counters live (PLAYBOOK_RATE_LIMIT_STORAGE): `redis://…` shares them across copies."""
+    tasks_max_age: float = 10.0
+    """Seconds an inbox snapshot of an organization may be served (PLAYBOOK_TASKS_MAX_AGE): the most `GET
+    /api/v1/tasks` lags behind what another gateway or the workflows changed; usually it is one second plus
+    one visibility scan (gateway.snapshots)."""
     admin_role: str = "platform_admin"
     """The role that manages organizations and may override someone else's claim."""
 
@@ -44,6 +48,19 @@ class GatewaySettings:
             "jwt_audience": env.get("PLAYBOOK_JWT_AUDIENCE") or None,
             "rate_limit": env.get("PLAYBOOK_RATE_LIMIT", cls.rate_limit),
             "rate_limit_storage": env.get("PLAYBOOK_RATE_LIMIT_STORAGE", cls.rate_limit_storage),
+            "tasks_max_age": _seconds(env.get("PLAYBOOK_TASKS_MAX_AGE"), cls.tasks_max_age),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _seconds(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"PLAYBOOK_TASKS_MAX_AGE: {text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"PLAYBOOK_TASKS_MAX_AGE: must be more than 0 (got {text})")
+    return value

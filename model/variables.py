@@ -201,14 +201,16 @@ def _message(err: Any) -> str:
     return f"{message[0].lower()}{message[1:]} (type)"
 
 
-def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> ValuesResult:
-    """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed."""
+def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None, *,
+                    model: type[BaseModel] | None = None) -> ValuesResult:  # fmt: skip
+    """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed.
+    ``model``: ``form_model(specs)`` built once by a caller that checks the same form many times."""
     if data is not None and not isinstance(data, dict):
         return ValuesResult(errors=[FieldError(field="data", rule="type", message="must be a JSON object")])
     # an explicit null is no value at all: a required field then says "is required"
     given = {k: v for k, v in (data or {}).items() if v is not None or k not in specs or not specs[k].required}
     try:
-        model = form_model(specs).model_validate(given)
+        checked = (model or form_model(specs)).model_validate(given)
     except ValidationError as exc:
         errors: dict[str, FieldError] = {}
         for err in exc.errors():
@@ -223,7 +225,7 @@ def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> 
                     FieldError(field=field, rule=_RULES.get(err["type"], "type"), message=_message(err)),
                 )
         return ValuesResult(errors=list(errors.values()))
-    return ValuesResult(values=model.model_dump(mode="json", by_alias=True))
+    return ValuesResult(values=checked.model_dump(mode="json", by_alias=True))
 
 
 def json_schema(specs: dict[str, Variable]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ async def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register_runtime_commands(add: Add) -> None:
-    p = add("dev", run_async(cmd_dev), "run everything locally: Temporal + Web UI, Postgres, worker")
+    p = add("dev", run_async(cmd_dev), "run everything locally: Temporal + Web UI, Postgres, workers, gateway")
     p.add_argument("--state-dir", default=".local", help="where Temporal and Postgres keep their data")
     p.add_argument("--port", type=int, default=7233, help="Temporal frontend port")
     p.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port")

@@ -1,4 +1,4 @@
-"""`playbook dev`: Temporal dev server with the Web UI, a persistent Postgres and a worker, in one command."""
+"""`playbook dev`: Temporal + Web UI, a persistent Postgres, the workers and the gateway, in one command."""
 
 from __future__ import annotations
 
@@ -93,6 +93,14 @@ def start_gateway(state_dir: Path, settings: Settings, *, addr: str, secret: str
                             stderr=subprocess.STDOUT)  # fmt: skip
 
 
+def start_script_worker(state_dir: Path, settings: Settings) -> subprocess.Popen[bytes]:
+    """A `--scripts` worker in its own process, so the ops runbooks' `script` steps run here as in production."""
+    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "DATABASE_URL": str(settings.database_url)}
+    log = (state_dir / "scripts.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "runtime.worker", "--scripts"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
 async def wait_for_temporal(settings: Settings, process: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(120):
         if process.poll() is not None:
@@ -123,6 +131,7 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             addr = os.environ.get("PLAYBOOK_HTTP_ADDR", "127.0.0.1:8088")
             secret = dev_secret(state_dir)
             gateway = start_gateway(state_dir, settings, addr=addr, secret=secret, ui_url=f"http://localhost:{ui_port}")
+            scripts = start_script_worker(state_dir, settings)
             token = mint(secret, sub="dev", orgs=["org_demo"], roles=DEV_ROLES, ttl_seconds=7 * 86400)
             me = Path(sys.argv[0]).name if shutil.which(Path(sys.argv[0]).name) else sys.argv[0]
 
@@ -137,6 +146,8 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
                 print(f"HTTP gateway:     http://{addr}  (API docs: http://{addr}/docs; log: {state_dir}/gateway.log)")
                 print(f"  dev token (sub dev, org org_demo, roles {', '.join(DEV_ROLES)}; 7 days):")
                 print(f"  export TOKEN={token}")
+                print(f"Script worker:    task queue {settings.script_task_queue} (`script` steps; log: "
+                      f"{state_dir}/scripts.log)")  # fmt: skip
                 print("Try the customer onboarding playbook:")
                 print(f"  {me} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
                 print(
@@ -147,8 +158,10 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             try:
                 await run_worker(settings, ready=ready)
             finally:
-                gateway.terminate()
-                gateway.wait(timeout=15)
+                for process in (gateway, scripts):
+                    process.terminate()
+                for process in (gateway, scripts):
+                    process.wait(timeout=35)  # a script worker lets a running program finish (30 s grace)
         finally:
             postgres.stop()
     finally:

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from .errors import InvalidWrite
-from .records import EntityResult, EntityWrite, StepKey, TransactionResult, TransactionWrite
+from .records import EntityResult, EntityWrite, ExecutionWrite, StepKey, TransactionResult, TransactionWrite
 
 VALUE_COLUMNS = ("field_value_text", "field_value_number", "field_value_boolean", "field_value_date",
                  "field_value_json")
@@ -188,3 +188,21 @@ def decode_field(row: asyncpg.Record) -> Any:
     return row["field_value_json"]
 
 
+async def upsert_execution_row(conn: asyncpg.Connection, org: UUID, write: ExecutionWrite) -> UUID:
+    """Create the execution's row or update its status, merging its metadata; returns the row's id."""
+    merged = {**write.metadata, "execution_id": write.execution_id, "playbook_id": write.playbook_id}
+    if write.requested_by is not None:
+        merged["requested_by"] = write.requested_by
+    row_id: UUID = await conn.fetchval(
+        """
+        INSERT INTO universal_transactions
+            (organization_id, transaction_type, transaction_code, smart_code, status, metadata)
+        VALUES ($1, 'playbook_execution', $2, $3, $4, $5)
+        ON CONFLICT (organization_id, transaction_code) WHERE transaction_type = 'playbook_execution'
+        DO UPDATE SET status = EXCLUDED.status, smart_code = EXCLUDED.smart_code,
+                      metadata = universal_transactions.metadata || EXCLUDED.metadata
+        RETURNING id
+        """,
+        org, write.execution_id, write.smart_code, write.status, merged,
+    )
+    return row_id

@@ -29,7 +29,7 @@ in the same transaction.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -38,7 +38,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel
 
-from model.audit import StepAudit
+from model.audit import AuditLine, StepAudit
 
 from . import catalog
 from .catalog import PLATFORM_ORG_ID
@@ -58,11 +58,25 @@ from .records import (
     TransactionResult,
     TransactionWrite,
 )
-from .sql import VALUE_COLUMNS, check_entities, decode_field, field_value, insert_transaction, provenance, upsert_entity
+from .sql import (
+    VALUE_COLUMNS,
+    check_entities,
+    decode_field,
+    field_value,
+    insert_transaction,
+    provenance,
+    upsert_entity,
+    upsert_execution_row,
+)
 
 _ORG_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 
 _R = TypeVar("_R", bound=BaseModel)
+
+
+async def _nothing(conn: asyncpg.Connection) -> NoResult:
+    """The business write of a step that writes none (human, approval, set, ...): only its audit line."""
+    return NoResult()
 
 
 class Store:
@@ -171,32 +185,22 @@ class Store:
         update its status and merge `metadata` into it. Returns the row's id."""
         write = ExecutionWrite(execution_id=execution_id, playbook_id=playbook_id, smart_code=smart_code,
                                 status=status, requested_by=requested_by, metadata=metadata or {})
-        merged = {**write.metadata, "execution_id": execution_id, "playbook_id": playbook_id}
-        if requested_by is not None:
-            merged["requested_by"] = requested_by
         async with self._session(org) as conn:
-            row_id: UUID = await conn.fetchval(
-                """
-                INSERT INTO universal_transactions
-                    (organization_id, transaction_type, transaction_code, smart_code, status, metadata)
-                VALUES ($1, 'playbook_execution', $2, $3, $4, $5)
-                ON CONFLICT (organization_id, transaction_code) WHERE transaction_type = 'playbook_execution'
-                DO UPDATE SET status = EXCLUDED.status, smart_code = EXCLUDED.smart_code,
-                              metadata = universal_transactions.metadata || EXCLUDED.metadata
-                RETURNING id
-                """,
-                org, execution_id, write.smart_code, write.status, merged,
-            )
-        return row_id
+            return await upsert_execution_row(conn, org, write)
+
+    async def update_execution(self, org: UUID, write: ExecutionWrite, lines: Sequence[AuditLine]) -> None:
+        """Record `lines` (each once) and the execution's status in one transaction: one flush, one commit."""
+        async with self._session(org) as conn:
+            for line in lines:
+                key = StepKey(execution_id=write.execution_id, step_id=line.step_id, iteration=line.iteration)
+                await self._step_in(conn, org, key, line, _nothing, NoResult)
+            await upsert_execution_row(conn, org, write)
 
     async def record_step(self, org: UUID, key: StepKey, audit: StepAudit) -> None:
         """Record a step that writes no business data (human, approval, validation, set, ...).
         A second call with the same key changes nothing."""
 
-        async def nothing(conn: asyncpg.Connection) -> NoResult:
-            return NoResult()
-
-        await self._step(org, key, audit, nothing, NoResult)
+        await self._step(org, key, audit, _nothing, NoResult)
 
     async def step_lines(self, org: UUID, execution_id: str) -> list[dict[str, Any]]:
         """The audit lines of an execution in order ([] if there is no such execution): each line's
@@ -308,50 +312,42 @@ class Store:
     async def _step(self, org: UUID, key: StepKey, audit: StepAudit,
                     write: Callable[[asyncpg.Connection], Awaitable[_R]], result_type: type[_R]) -> _R:
         """Run `write` and insert the audit line in one transaction, unless the step is already recorded."""
-        async with self._session(org) as conn:
-            # Serialises the steps of one execution: line numbers and the duplicate check cannot race.
-            execution = await conn.fetchval(
-                """
-                SELECT id FROM universal_transactions
-                WHERE organization_id = $1 AND transaction_type = 'playbook_execution' AND transaction_code = $2
-                FOR UPDATE
-                """,
-                org, key.execution_id,
+        async with self._session(None) as conn:
+            return await self._step_in(conn, org, key, audit, write, result_type)
+
+    async def _step_in(self, conn: asyncpg.Connection, org: UUID, key: StepKey, audit: StepAudit,
+                       write: Callable[[asyncpg.Connection], Awaitable[_R]], result_type: type[_R]) -> _R:
+        """The body of `_step`, on a connection already in a transaction."""
+        # Tenant, execution row lock (serialises one execution's steps) and the exactly-once check, in one call.
+        begun = await conn.fetchrow(
+            "SELECT * FROM playbook_step_begin($1, $2, $3, $4)", org, key.execution_id, key.step_id, key.iteration
+        )
+        execution = begun["execution_id"]
+        if execution is None:
+            raise ExecutionNotFound(f"execution_id: no execution {key.execution_id!r} in this"
+                                    " organization (upsert_execution first)")
+        if begun["recorded"]:
+            output = begun["output"] or {}
+            return result_type.model_validate(
+                {field: output.get(field) for field in result_type.model_fields}
             )
-            if execution is None:
-                raise ExecutionNotFound(f"execution_id: no execution {key.execution_id!r} in this"
-                                        " organization (upsert_execution first)")
-            # Literal line_type: a parameter would keep generic plans off the partial unique index.
-            recorded = await conn.fetchrow(
-                """
-                SELECT metadata -> 'output' AS output FROM universal_transaction_lines
-                WHERE transaction_id = $1 AND line_type = 'playbook_step'
-                  AND metadata ->> 'step_id' = $2 AND metadata ->> 'iteration' = $3
-                """,
-                execution, key.step_id, key.iteration,
-            )
-            if recorded is not None:
-                output = recorded["output"] or {}
-                return result_type.model_validate(
-                    {field: output.get(field) for field in result_type.model_fields}
-                )
-            result = await write(conn)
-            await self._before_audit_line(conn, key)
-            line = audit.model_dump(mode="json", include=set(StepAudit.model_fields))
-            if written := result.model_dump(mode="json"):
-                line["output"] = {**(audit.output or {}), **written}
-            await conn.execute(
-                """
-                INSERT INTO universal_transaction_lines
-                    (organization_id, transaction_id, line_number, line_type, entity_id, smart_code, metadata)
-                SELECT $1, $2, coalesce(max(line_number), 0) + 1, 'playbook_step', $3, $4, $5
-                FROM universal_transaction_lines WHERE transaction_id = $2
-                """,
-                # An entity step's line points at its entity.
-                org, execution, getattr(result, "entity_id", None), audit.smart_code,
-                {**line, **provenance(key), "iteration": key.iteration},
-            )
-            return result
+        result = await write(conn)
+        await self._before_audit_line(conn, key)
+        line = audit.model_dump(mode="json", include=set(StepAudit.model_fields))
+        if written := result.model_dump(mode="json"):
+            line["output"] = {**(audit.output or {}), **written}
+        await conn.execute(
+            """
+            INSERT INTO universal_transaction_lines
+                (organization_id, transaction_id, line_number, line_type, entity_id, smart_code, metadata)
+            SELECT $1, $2, coalesce(max(line_number), 0) + 1, 'playbook_step', $3, $4, $5
+            FROM universal_transaction_lines WHERE transaction_id = $2
+            """,
+            # An entity step's line points at its entity.
+            org, execution, getattr(result, "entity_id", None), audit.smart_code,
+            {**line, **provenance(key), "iteration": key.iteration},
+        )
+        return result
 
     async def _before_audit_line(self, conn: asyncpg.Connection, key: StepKey) -> None:
         """Runs between a step's business write and its audit line; a seam for atomicity tests."""

@@ -15,11 +15,13 @@ import pytest
 
 from activities.observability import LOG_FORMAT_ENV, METRICS_PORT_ENV, StructuredFormatter, metrics_address
 from config import Settings
+from gateway.cli import register as register_serve
+from gateway.settings import GatewaySettings
 from starter.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENGINE_SERVICES = ("setup", "worker")
+ENGINE_SERVICES = ("setup", "worker", "script-worker", "gateway")
 
 
 def compose_binary() -> Path:
@@ -86,13 +88,14 @@ def test_engine_services_are_configured_as_the_code_reads_it(config: dict[str, A
         env: dict[str, str] = config["services"][name]["environment"]
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr("os.environ", dict(env))
-            settings = Settings.from_env()
+            settings, gateway = Settings.from_env(), GatewaySettings.from_env()
             # Every variable the stack sets is one the code reads: a misspelt name would change nothing.
             for key, value in env.items():
                 if key in (METRICS_PORT_ENV, LOG_FORMAT_ENV):
                     continue
-                patch.setattr("os.environ", {**env, key: _changed(value)})
-                assert Settings.from_env() != settings, f"{name}: {key} is not read by Settings.from_env"
+                patch.setattr("os.environ", {**env, key: _changed(value) if value else "x"})
+                assert (Settings.from_env(), GatewaySettings.from_env()) != (settings, gateway), \
+                    f"{name}: {key} is read neither by Settings.from_env nor by GatewaySettings.from_env"
         assert settings.temporal_address == "temporal:7233"
         assert settings.task_queue == Settings.task_queue == "playbooks"  # SPEC §3's default queue
         assert settings.playbooks_dir == Path("/app/playbooks")
@@ -126,17 +129,29 @@ def test_addresses_and_ports_match_the_services(config: dict[str, Any]) -> None:
     metrics_port = services["worker"]["environment"][METRICS_PORT_ENV]
     assert f"localhost:{metrics_port}/metrics" in " ".join(services["worker"]["healthcheck"]["test"])
 
+    gateway = services["gateway"]
+    assert gateway["environment"]["TEMPORAL_ADDRESS"] == services["worker"]["environment"]["TEMPORAL_ADDRESS"]
+    assert gateway["environment"]["DATABASE_URL"] == services["worker"]["environment"]["DATABASE_URL"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("os.environ", dict(gateway["environment"]))
+        listens = GatewaySettings.from_env()
+    # reachable from outside its container, on the port published and probed
+    assert listens.host == "0.0.0.0"
+    assert published(gateway) == {listens.port: GatewaySettings().port}
+    assert f"localhost:{listens.port}/openapi.json" in " ".join(gateway["healthcheck"]["test"])
+
 
 def test_health_checks_order_the_start(config: dict[str, Any]) -> None:
     services = config["services"]
-    for name in ("temporal-db", "app-db", "temporal", "temporal-ui", "worker"):
+    for name in ("temporal-db", "app-db", "temporal", "temporal-ui", "worker", "script-worker", "gateway"):
         assert services[name]["healthcheck"]["test"], name
     assert services["temporal"]["depends_on"]["temporal-schema"]["condition"] == "service_completed_successfully"
     assert services["setup"]["depends_on"]["temporal"]["condition"] == "service_healthy"
-    assert services["worker"]["depends_on"] == {
-        "setup": {"condition": "service_completed_successfully", "required": True},
-        "app-db": {"condition": "service_healthy", "required": True},
-    }
+    for name in ("worker", "script-worker", "gateway"):
+        assert services[name]["depends_on"] == {
+            "setup": {"condition": "service_completed_successfully", "required": True},
+            "app-db": {"condition": "service_healthy", "required": True},
+        }, name
 
 
 def test_data_lives_in_named_volumes(config: dict[str, Any]) -> None:
@@ -154,10 +169,15 @@ def test_commands_are_the_console_script(config: dict[str, Any]) -> None:
     for name in ENGINE_SERVICES:
         command = config["services"][name]["command"]
         assert command[0] == "playbook"
-        build_parser().parse_args(command[1:])  # exits (fails the test) on an unknown command or flag
+        build_parser((register_serve,)).parse_args(command[1:])  # exits (fails the test) on an unknown command or flag
     # `playbook setup` registers exactly model.search_attributes: the names live in the code, not here.
     assert config["services"]["setup"]["command"][:2] == ["playbook", "setup"]
     assert config["services"]["worker"]["command"] == ["playbook", "worker"]
+    assert config["services"]["gateway"]["command"] == ["playbook", "serve"]
+    # the script queue has its own workers, serving the queue business workers send `script` steps to
+    assert config["services"]["script-worker"]["command"] == ["playbook", "worker", "--scripts"]
+    queues = [config["services"][name]["environment"].get("PLAYBOOK_SCRIPT_TASK_QUEUE") for name in ENGINE_SERVICES]
+    assert len(set(queues)) == 1
 
 
 def test_image_builds_from_this_repository(config: dict[str, Any]) -> None:

@@ -63,6 +63,22 @@ def _gateway_get(url: str, token: str) -> dict[str, Any]:
     raise AssertionError(f"the gateway never answered at {url}")
 
 
+SCRIPT_PLAYBOOK = """\
+id: echo.demo.v1
+name: Echo
+version: 1
+module: ops
+smart_code: HERA.OPS.DEMO.PLAYBOOK.ECHO.v1
+steps:
+  - {id: echo, type: script, timeout: 30s, with: {command: [printf, "%s", hello]}}
+outputs:
+  said: "{{ steps.echo.output.stdout }}"
+examples:
+  - name: the script worker runs it
+    expect: {outputs: {said: hello}}
+"""
+
+
 def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
     port, ui_port, http_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -100,6 +116,14 @@ def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"Task inbox:       http://127.0.0.1:{http_port}/" in banner
         signin = httpx.get(f"http://127.0.0.1:{http_port}/", follow_redirects=True, timeout=30)
         assert signin.status_code == 200 and 'action="/signin/dev"' in signin.text  # the dev sign-in is on
+        assert "Script worker:    task queue playbooks-scripts" in banner
+        script = tmp_path / "echo.demo.v1.yaml"
+        script.write_text(SCRIPT_PLAYBOOK)
+        tested = subprocess.run(
+            [str(BIN / "playbook"), "test", str(script)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, env=client_env,
+        )  # fmt: skip
+        assert tested.returncode == 0, tested.stdout + tested.stderr  # the dev script worker ran the program
     finally:
         dev.send_signal(signal.SIGINT)
         code = dev.wait(timeout=60)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from model import load_library, load_playbook, steps
 from model.graph import mermaid
+from runtime.worker import build_script_worker
 from starter.cli import build_parser
 from starter.docs import REGENERATE, readme
 from starter.examples import Case, run_examples
@@ -175,13 +177,20 @@ def guide_step_type() -> Iterator[dict[str, Any]]:
 
 
 async def test_guide_playbooks_run_their_examples(
-    guide_step_type: dict[str, Any], temporal: WorkflowEnvironment, store: Any, tmp_path: Path
+    guide_step_type: dict[str, Any], temporal: WorkflowEnvironment, store: Any, tmp_path: Path, app_db: str
 ) -> None:
-    """The guide's playbooks — its custom step type included — do what their examples say."""
+    """The guide's playbooks — its custom step type, `database` and `script` steps included — do what their
+    examples say, with the `app` connection and a script worker as the guide describes."""
     playbooks = [load_playbook(path) for path in _guide_playbooks(tmp_path)]
     cases = [Case(playbook_, example, inline=True) for playbook_ in playbooks for example in playbook_.examples]
-    assert {case.playbook.id for case in cases} >= {"contact.create.v1", "report.upload.v1", "report.archive.v1"}
-    async with running_worker(temporal.client, store) as client:
+    assert {case.playbook.id for case in cases} >= {
+        "contact.create.v1", "report.upload.v1", "report.archive.v1", "errors.summary.v1"
+    }  # fmt: skip
+    scripts = f"scripts-{uuid.uuid4()}"
+    async with (
+        build_script_worker(temporal.client, store, task_queue=scripts),
+        running_worker(temporal.client, store, script_task_queue=scripts) as client,
+    ):
         outcomes = await run_examples(client, cases, concurrency=8)
     failed = [line for outcome in outcomes if not outcome.passed for line in outcome.report()]
     assert failed == []

@@ -17,6 +17,15 @@ BIG = 20 * 1024 * 1024
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path in ("/who", "/rel"):  # the Host the client asked for; /rel redirects there relatively
+            body = self.headers["Host"].encode()
+            self.send_response(200 if self.path == "/who" else 302)
+            if self.path == "/rel":
+                self.send_header("Location", "/who")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path == "/hop":  # a redirect to the cloud metadata address
             self.send_response(302)
             self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
@@ -82,3 +91,24 @@ async def test_every_redirect_is_checked_again(server: str, monkeypatch: pytest.
     async with httpx.AsyncClient() as client:
         with pytest.raises(ApplicationError, match="link-local-address rule"):
             await egress.request(client, "GET", f"{server}/hop")
+
+
+async def test_the_connection_goes_to_the_checked_address_not_a_second_dns_answer(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that passed the check is never resolved again on connect. `service.example`
+    resolves only in the policy's own lookup (to the test server, judged public here), so reaching the
+    server at all means the request went to the checked address, with the name kept in Host."""
+    port = httpx.URL(server).port
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(egress, "resolve", resolve)
+    monkeypatch.setattr(egress, "refusal", lambda address: None)
+    async with httpx.AsyncClient() as client:
+        response, body = await egress.request(client, "GET", f"http://service.example:{port}/rel")
+    assert (response.status_code, body) == (200, f"service.example:{port}".encode())
+    assert lookups == ["service.example", "service.example"]  # each hop checked once, then pinned

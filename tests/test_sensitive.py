@@ -141,3 +141,37 @@ async def test_sensitive_values_and_secrets_rest_nowhere_in_clear(
     await replayer.replay_workflow(WorkflowHistory.from_json(handle.id, history.to_json()))
     async with running_worker(rotated, catalog, task_queue=task_queue):
         assert (await rotated.get_workflow_handle(handle.id).query("status"))["outputs"]["card"] == "***"
+
+
+async def test_without_keys_the_history_holds_values_only_where_they_were_sent(
+    temporal: WorkflowEnvironment, catalog: Any, pg_admin: asyncpg.Connection, echo: ThreadingHTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Without keys (docs/sensitive.md): in clear only in the messages that carried the values in (the start, the
+    person's completion) and the inputs of the steps that send them on; never a secret, never elsewhere."""
+    monkeypatch.setenv("PLAYBOOK_HTTP_ALLOW", "127.0.0.1")
+    monkeypatch.setenv("PLAYBOOK_SECRET_API_TOKEN", TOKEN)
+    url = f"http://127.0.0.1:{echo.server_address[1]}/customers"
+    async with running_worker(temporal.client, catalog) as playbooks:
+        handle = await playbooks.start(
+            "inline.sensitive.v1", organization="org_sensitive", playbook=playbook(url),
+            data={"customer": "Acme", "tax_id": TAX_ID},
+        )  # fmt: skip
+        while not (await playbooks.status(handle.id)).waiting_for:
+            pass
+        await playbooks.complete(handle.id, "pay", data={"gift_card_number": CARD})
+        await handle.result()
+    history = await temporal.client.get_workflow_handle(handle.id).fetch_history()
+    found: dict[str, set[str]] = {TAX_ID: set(), CARD: set(), TOKEN: set()}
+    for event in history.events:
+        kind = event.WhichOneof("attributes") or ""
+        scheduled = kind == "activity_task_scheduled_event_attributes"
+        where = event.activity_task_scheduled_event_attributes.activity_id if scheduled else kind
+        for value, places in found.items():
+            if value.encode() in event.SerializeToString():
+                places.add(where)
+    assert found == {
+        TAX_ID: {"workflow_execution_started_event_attributes", "register", "check", "tell"},
+        CARD: {"workflow_execution_update_accepted_event_attributes", "tell"},
+        TOKEN: set(),
+    }
