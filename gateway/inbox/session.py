@@ -64,7 +64,7 @@ async def poster(request: Request, caller: Annotated[Principal, Depends(viewer)]
     if not hmac.compare_digest(csrf, request.state.csrf):
         raise Problem(403, "this form is stale or did not come from the inbox: reload the page and try again")
     limiter: WriteLimiter = request.app.state.limiter
-    limiter.hit(caller.sub)
+    await limiter.hit(caller.sub)
     return caller
 
 
