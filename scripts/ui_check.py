@@ -3,8 +3,9 @@
 Starts `playbook dev` (free ports, a throw-away state directory), runs customer.create.v1 up to its first
 human step, then loads the UI's workflow list filtered by
 ``PlaybookId = 'customer.create.v1' AND WaitingFor = 'set_credit_terms'`` in headless Chromium and checks
-the execution is listed there (and not under ``WaitingFor = 'manager_approval'``). Optionally saves
-screenshots of the list and of the execution's page.
+the execution is listed there (and not under ``WaitingFor = 'manager_approval'``), and that its history shows
+the input decoded through the codec server (payloads are encrypted). Optionally saves screenshots of the
+list, the decoded history and the execution's current details.
 
 Chromium is driven by Playwright (Debian's binary through ``executable_path``: nothing is downloaded), which
 waits until the rendered page shows the answer, with a real deadline.
@@ -162,11 +163,17 @@ def _check(page: Page, dev: DevServer, execution_id: str, screenshots: Path | No
     page.goto(other)
     if wait_for(page, execution_id, "No Workflows Found") == execution_id:
         raise AssertionError(f"{execution_id} is listed at {other}, where nothing waits")
+    # The execution's page opens on its latest run; its history shows the start input, which is ciphertext in
+    # Temporal and readable here only because the UI decodes it through the codec server of `playbook dev`.
+    page.goto(f"http://localhost:{dev.ui_port}/namespaces/default/workflows/{quote(execution_id, safe='')}")
+    wait_for(page, "Event History")
+    run_page = urlsplit(page.url).path.rsplit("/", 1)[0]
+    page.goto(f"http://localhost:{dev.ui_port}{run_page}/history")
+    if wait_for(page, "ops@acme.example", "binary/encrypted") != "ops@acme.example":
+        raise AssertionError("the Web UI shows the input encrypted: it did not decode through the codec server")
     if screenshots is not None:
-        # The execution's page opens on its latest run; its User Metadata tab shows the current details.
-        page.goto(f"http://localhost:{dev.ui_port}/namespaces/default/workflows/{quote(execution_id, safe='')}")
-        wait_for(page, "Event History")
-        run_page = urlsplit(page.url).path.rsplit("/", 1)[0]
+        page.screenshot(path=str(screenshots / "web-ui-decoded.png"))
+        # The User Metadata tab shows the current details.
         page.goto(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
         wait_for(page, "complete_step")
         page.screenshot(path=str(screenshots / "web-ui-execution.png"))
@@ -174,7 +181,7 @@ def _check(page: Page, dev: DevServer, execution_id: str, screenshots: Path | No
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="save web-ui.png and web-ui-execution.png")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="save the web-ui*.png screenshots")
     args = parser.parse_args()
     binary = find_chromium()
     if binary is None:
