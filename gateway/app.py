@@ -11,16 +11,17 @@ from config import Settings
 from starter.client import PlaybookClient
 from store import Store
 
-from . import codec, problems
+from . import codec, inbox, problems
 from .auth import Verifier
 from .engine import Engine
+from .inbox.settings import InboxSettings
 from .ratelimit import WriteLimiter
 from .routers import executions, organizations, playbooks, tasks
 from .settings import GatewaySettings
 
 
 def create_app(settings: Settings, gateway: GatewaySettings, *, client: PlaybookClient | None = None,
-               store: Store | None = None) -> FastAPI:  # fmt: skip
+               store: Store | None = None, inbox_settings: InboxSettings | None = None) -> FastAPI:  # fmt: skip
     """The app; without `client`/`store` it connects to Temporal and Postgres (DATABASE_URL) on startup."""
 
     @asynccontextmanager
@@ -61,4 +62,6 @@ def create_app(settings: Settings, gateway: GatewaySettings, *, client: Playbook
     # the Web UI's codec-server protocol (SPEC §7), outside the API's schema: it speaks Temporal's, not ours
     app.include_router(codec.router, include_in_schema=False)
     codec.cors(app)
+    # the browser inbox at `/` (after the API, so /api, /docs and /codec keep their routes)
+    inbox.install(app, inbox_settings or InboxSettings.from_env(temporal_namespace=settings.temporal_namespace))
     return app

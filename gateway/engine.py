@@ -61,8 +61,13 @@ class Engine:
             raise Problem(404, str(exc)) from None
 
     async def playbooks(self, org: str) -> list[Playbook]:
-        found = await self.store.list_definitions(await self._org_uuid(org))
-        return sorted((Playbook.model_validate(d) for d in found), key=lambda p: p.id)
+        valid = []
+        for definition in await self.store.list_definitions(await self._org_uuid(org)):
+            try:
+                valid.append(Playbook.model_validate(definition))
+            except ValidationError:
+                continue  # as a worker skips a bad file: one bad row never hides the rest of the catalog
+        return sorted(valid, key=lambda p: p.id)
 
     async def playbook(self, org: str, playbook_id: str) -> Playbook:
         return (await self._definition(org, playbook_id))[0]

@@ -3,12 +3,12 @@
 Starts `playbook dev` (free ports, a throw-away state directory), runs customer.create.v1 up to its first
 human step, then loads the UI's workflow list filtered by
 ``PlaybookId = 'customer.create.v1' AND WaitingFor = 'set_credit_terms'`` in headless Chromium and checks
-the execution is listed there (and not under ``WaitingFor = 'manager_approval'``). Optionally saves
-screenshots of the list and of the execution's page.
+the execution is listed there (and not under ``WaitingFor = 'manager_approval'``), and that its history shows
+the input decoded through the codec server (payloads are encrypted). Optionally saves screenshots of the
+list, the decoded history and the execution's current details.
 
-Chromium is driven through the DevTools protocol on a pipe (``--remote-debugging-pipe``: no extra package),
-reading the rendered page until the answer shows, with a real deadline. (``--dump-dom`` after a virtual-time
-budget works for the list, but never returns on an execution's page, whose history is long-polled.)
+Chromium is driven by Playwright (Debian's binary through ``executable_path``: nothing is downloaded), which
+waits until the rendered page shows the answer, with a real deadline.
 
     .venv/bin/python scripts/ui_check.py --screenshots docs/    # refreshes docs/web-ui*.png for the README
 
@@ -18,9 +18,6 @@ Needs Debian's ``chromium`` (``apt-get install -y chromium``); exits 0 when the 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
-import json
 import os
 import queue
 import shutil
@@ -32,19 +29,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PLAYBOOK = "customer.create.v1"
 DATA = '{"customer_name": "Acme Corp", "email": "ops@acme.example", "tax_id": "DE123456789"}'
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-]  # fmt: skip
-# fds the browser reads commands from and writes replies to, under --remote-debugging-pipe
-_CDP_IN, _CDP_OUT = 3, 4
 
 
 def find_chromium() -> str | None:
@@ -107,106 +100,37 @@ class DevServer:
             self.process.wait()
 
 
-class Browser:
-    """Headless Chromium and one page, driven by DevTools protocol commands (NUL-separated JSON on a pipe)."""
-
-    def __init__(self, binary: str, profile: Path, *, width: int = 1400, height: int = 1000) -> None:
-        commands_r, self._commands = os.pipe()
-        self._replies, replies_w = os.pipe()
-
-        def wire() -> None:  # in the child, before exec: the pipe ends become fds 3 and 4
-            ends = os.dup(commands_r), os.dup(replies_w)  # dups first: an end may already be fd 3 or 4
-            os.dup2(ends[0], _CDP_IN)
-            os.dup2(ends[1], _CDP_OUT)
-
-        self.process = subprocess.Popen(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
-            preexec_fn=wire, pass_fds=(_CDP_IN, _CDP_OUT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        os.close(commands_r)
-        os.close(replies_w)
-        self._pending = b""
-        self._last_id = 0
-        target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                  mobile=False, page=True)  # fmt: skip
-
-    def send(self, method: str, *, page: bool = False, **params: Any) -> dict[str, Any]:
-        """Run one command (on the page when `page`) and return its result; events in between are skipped."""
-        self._last_id += 1
-        message: dict[str, Any] = {"id": self._last_id, "method": method, "params": params}
-        if page:
-            message["sessionId"] = self._session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
-        while True:
-            while b"\0" not in self._pending:
-                chunk = os.read(self._replies, 1 << 16)
-                if not chunk:
-                    raise RuntimeError(f"chromium exited (code {self.process.poll()})")
-                self._pending += chunk
-            raw, self._pending = self._pending.split(b"\0", 1)
-            reply = json.loads(raw)
-            if reply.get("id") == self._last_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                result: dict[str, Any] = reply["result"]
-                return result
-
-    def open(self, url: str) -> None:
-        self.send("Page.navigate", url=url, page=True)
-
-    def evaluate(self, expression: str) -> str:
-        """A JavaScript expression's value in the page, as text."""
-        found = self.send("Runtime.evaluate", expression=expression, returnByValue=True, page=True)
-        return str(found["result"].get("value", ""))
-
-    def text(self) -> str:
-        """The page's rendered text, with that of its same-origin frames (the UI renders Markdown in frames)."""
-        return self.evaluate(
-            "[document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]"
-            ".map(d => d && d.body ? d.body.innerText : '').join('\\n')"
-        )
-
-    def wait_for(self, *markers: str, timeout: float = 30) -> str:
-        """Poll the rendered text until one of `markers` shows (the UI renders after its API calls); that one."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.text()
-            for marker in markers:
-                if marker in text:
-                    return marker
-            time.sleep(0.25)
-        raise AssertionError(f"none of {markers} shown within {timeout:.0f} s; the page says:\n{self.text()}")
-
-    def screenshot(self, path: Path) -> None:
-        shot = self.send("Page.captureScreenshot", format="png", page=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-
-    def close(self) -> None:
-        with contextlib.suppress(RuntimeError, OSError):
-            self.send("Browser.close")
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        os.close(self._commands)
-        os.close(self._replies)
+# The page's rendered text with that of its same-origin frames (the UI renders Markdown in frames): the
+# first of `markers` it holds, else null, so Playwright waits until the UI has rendered after its API calls.
+_FIRST_MARKER = """markers => {
+  const text = [document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]
+    .map(d => d && d.body ? d.body.innerText : '').join('\\n');
+  return markers.find(m => text.includes(m)) || null;
+}"""
 
 
-def check_readable(browser: Browser) -> None:
+def wait_for(page: Page, *markers: str, timeout: float = 30) -> str:
+    """Wait until one of `markers` shows on the page (or in its frames); that one."""
+    try:
+        found = page.wait_for_function(_FIRST_MARKER, arg=list(markers), timeout=timeout * 1000)
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"none of {markers} shown within {timeout:.0f} s at {page.url}") from None
+    return str(found.json_value())
+
+
+# what of the current details a reader cannot see: code (or a table) wider than its box, in any frame
+_CUT = """() => [document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]
+  .flatMap(d => d ? Array.from(d.querySelectorAll('pre, code, table')) : [])
+  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))"""
+
+
+def check_readable(page: Page) -> None:
     """The current details read cleanly at this width: step, type and status apart, no code cut at the edge."""
-    text = browser.text()
+    text = "\n".join(frame.inner_text("body") for frame in page.frames if frame.url.startswith(("http", "about")))
     if "approval · pending" not in text or "approvalpending" in text:
         raise AssertionError(f"the step list runs its columns together:\n{text}")
-    cut = browser.evaluate(
-        "[document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]"
-        ".flatMap(d => d ? Array.from(d.querySelectorAll('pre, code, table')) : [])"
-        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80)).join('\\n')"
-    )
-    if cut:
-        raise AssertionError(f"cut at the right edge of the current details:\n{cut}")
+    if cut := page.evaluate(_CUT):
+        raise AssertionError(f"cut at the right edge of the current details: {cut}")
 
 
 def workflows_url(ui_port: int, query: str) -> str:
@@ -219,7 +143,6 @@ def check_web_ui(binary: str, screenshots: Path | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="ui-check-") as tmp:
         work = Path(tmp)
         dev = DevServer(work / "state")
-        browser: Browser | None = None
         try:
             dev.until("Ctrl-C stops everything", timeout=120)
             out = dev.playbook("run", PLAYBOOK, "--org", "org_demo", "--data", DATA, "--requested-by", "svc-crm",
@@ -227,42 +150,55 @@ def check_web_ui(binary: str, screenshots: Path | None = None) -> str:
             execution_id = out.split()[1]
             if "waiting for set_credit_terms" not in out:
                 raise AssertionError(f"the execution is not waiting for set_credit_terms:\n{out}")
-            browser = Browser(binary, work / "profile")
-            # Visibility is eventually consistent: the list may come up empty at first, so reload until listed.
-            waiting = workflows_url(dev.ui_port, f"PlaybookId = '{PLAYBOOK}' AND WaitingFor = 'set_credit_terms'")
-            for _ in range(10):
-                browser.open(waiting)
-                if browser.wait_for(execution_id, "No Workflows Found") == execution_id:
-                    break
-            else:
-                raise AssertionError(f"{execution_id} is not listed at {waiting}")
-            if screenshots is not None:
-                screenshots.mkdir(parents=True, exist_ok=True)
-                browser.screenshot(screenshots / "web-ui.png")
-            other = workflows_url(dev.ui_port, f"PlaybookId = '{PLAYBOOK}' AND WaitingFor = 'manager_approval'")
-            browser.open(other)
-            if browser.wait_for(execution_id, "No Workflows Found") == execution_id:
-                raise AssertionError(f"{execution_id} is listed at {other}, where nothing waits")
-            if screenshots is not None:
-                # The execution's page opens on its latest run; its User Metadata tab shows the current details.
-                browser.open(f"http://localhost:{dev.ui_port}/namespaces/default/workflows/"
-                             f"{quote(execution_id, safe='')}")  # fmt: skip
-                browser.wait_for("Event History")
-                run_page = browser.evaluate("location.pathname").rsplit("/", 1)[0]
-                browser.open(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
-                browser.wait_for("complete_step")
-                check_readable(browser)
-                browser.screenshot(screenshots / "web-ui-execution.png")
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=binary)
+                try:
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                    _check(page, dev, execution_id, screenshots)
+                finally:
+                    browser.close()
             return execution_id
         finally:
-            if browser is not None:
-                browser.close()
             dev.stop()
+
+
+def _check(page: Page, dev: DevServer, execution_id: str, screenshots: Path | None) -> None:
+    # Visibility is eventually consistent: the list may come up empty at first, so reload until listed.
+    waiting = workflows_url(dev.ui_port, f"PlaybookId = '{PLAYBOOK}' AND WaitingFor = 'set_credit_terms'")
+    for _ in range(10):
+        page.goto(waiting)
+        if wait_for(page, execution_id, "No Workflows Found") == execution_id:
+            break
+    else:
+        raise AssertionError(f"{execution_id} is not listed at {waiting}")
+    if screenshots is not None:
+        screenshots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshots / "web-ui.png"))
+    other = workflows_url(dev.ui_port, f"PlaybookId = '{PLAYBOOK}' AND WaitingFor = 'manager_approval'")
+    page.goto(other)
+    if wait_for(page, execution_id, "No Workflows Found") == execution_id:
+        raise AssertionError(f"{execution_id} is listed at {other}, where nothing waits")
+    # The execution's page opens on its latest run; its history shows the start input, which is ciphertext in
+    # Temporal and readable here only because the UI decodes it through the codec server of `playbook dev`.
+    page.goto(f"http://localhost:{dev.ui_port}/namespaces/default/workflows/{quote(execution_id, safe='')}")
+    wait_for(page, "Event History")
+    run_page = urlsplit(page.url).path.rsplit("/", 1)[0]
+    page.goto(f"http://localhost:{dev.ui_port}{run_page}/history")
+    if wait_for(page, "ops@acme.example", "binary/encrypted") != "ops@acme.example":
+        raise AssertionError("the Web UI shows the input encrypted: it did not decode through the codec server")
+    if screenshots is not None:
+        page.screenshot(path=str(screenshots / "web-ui-decoded.png"))
+    # The User Metadata tab shows the current details.
+    page.goto(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
+    wait_for(page, "complete_step")
+    check_readable(page)
+    if screenshots is not None:
+        page.screenshot(path=str(screenshots / "web-ui-execution.png"))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="save web-ui.png and web-ui-execution.png")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR", help="save the web-ui*.png screenshots")
     args = parser.parse_args()
     binary = find_chromium()
     if binary is None:

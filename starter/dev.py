@@ -80,11 +80,14 @@ def psql_command(dsn: str) -> str | None:
     return f"{shlex.quote(shown)} {shlex.quote(dsn)}"
 
 
-def start_gateway(state_dir: Path, settings: Settings, *, addr: str, secret: str) -> subprocess.Popen[bytes]:
-    """`playbook serve` in its own process, as in production (stateless; it only needs the addresses)."""
+def start_gateway(state_dir: Path, settings: Settings, *, addr: str, secret: str,
+                  ui_url: str) -> subprocess.Popen[bytes]:  # fmt: skip
+    """`playbook serve` in its own process, as in production (stateless; it only needs the addresses).
+    Its inbox offers the dev sign-in and links executions to this Web UI."""
     env = {
         **os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "DATABASE_URL": str(settings.database_url),
         "PLAYBOOK_AUTO_REGISTER_ORGS": "true", "PLAYBOOK_JWT_SECRET": secret, "PLAYBOOK_HTTP_ADDR": addr,
+        "PLAYBOOK_DEV_SIGNIN": "true", "PLAYBOOK_TEMPORAL_UI_URL": ui_url,
     }  # fmt: skip
     log = (state_dir / "gateway.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "gateway", "--log-level", "warning"], env=env, stdout=log,
@@ -128,7 +131,7 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             )
             addr = os.environ.get("PLAYBOOK_HTTP_ADDR", "127.0.0.1:8088")
             secret = dev_secret(state_dir)
-            gateway = start_gateway(state_dir, settings, addr=addr, secret=secret)
+            gateway = start_gateway(state_dir, settings, addr=addr, secret=secret, ui_url=f"http://localhost:{ui_port}")
             scripts = start_script_worker(state_dir, settings)
             token = mint(secret, sub="dev", orgs=["org_demo"], roles=DEV_ROLES, ttl_seconds=7 * 86400)
 
@@ -139,6 +142,7 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
                 if psql := psql_command(postgres.dsn):
                     print(f"  psql:           {psql}")
                 print(f"Clients need the key:  export {KEYS_FILE_ENV}={keys.resolve()}")
+                print(f"Task inbox:       http://{addr}/  (dev sign-in: pick a user, an organization and roles)")
                 print(f"HTTP gateway:     http://{addr}  (API docs: http://{addr}/docs; log: {state_dir}/gateway.log)")
                 print(f"  dev token (sub dev, org org_demo, roles {', '.join(DEV_ROLES)}; 7 days):")
                 print(f"  export TOKEN={token}")

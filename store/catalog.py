@@ -67,6 +67,19 @@ class Change(BaseModel):
     detail: dict[str, Any] = {}
 
 
+def _ordered(definition: dict[str, Any]) -> str:
+    """The definition as JSON text: jsonb keeps object keys sorted by length, which would shuffle the
+    author's order of `inputs` and form fields (the order forms show them in)."""
+    return json.dumps(definition, separators=(",", ":"), ensure_ascii=False)
+
+
+def stored_definition(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition in the author's order (rows published before the JSON text was kept: jsonb's)."""
+    text = metadata.get("definition_json")
+    found: dict[str, Any] = json.loads(text) if isinstance(text, str) else metadata["definition"]
+    return found
+
+
 def definition_sha(definition: dict[str, Any]) -> str:
     """The sha256 of a definition's canonical JSON (sorted keys, no spaces)."""
     try:
@@ -99,7 +112,8 @@ async def publish(conn: asyncpg.Connection, owner: UUID, *, playbook_id: str, de
            OR core_entities.status IS DISTINCT FROM EXCLUDED.status
         RETURNING id
         """,
-        owner, name, playbook_id, status, smart_code, {"definition": definition, "sha256": sha},
+        owner, name, playbook_id, status, smart_code,
+        {"definition": definition, "definition_json": _ordered(definition), "sha256": sha},
     )
     if current is None:
         return sha  # already in force, as is
@@ -111,10 +125,10 @@ async def publish(conn: asyncpg.Connection, owner: UUID, *, playbook_id: str, de
                                        metadata)
             VALUES ($1, 'playbook_version', $2, $3, 'active', $4,
                     jsonb_build_object('playbook_id', $5::text, 'sha256', $6::text, 'definition', $7::jsonb,
-                                       'published_by', $8::text, 'published_at', now()))
+                                       'definition_json', $9::text, 'published_by', $8::text, 'published_at', now()))
             RETURNING id
             """,
-            owner, name, f"{playbook_id}@{sha}", smart_code, playbook_id, sha, definition, by,
+            owner, name, f"{playbook_id}@{sha}", smart_code, playbook_id, sha, definition, by, _ordered(definition),
         )
         await conn.execute(
             """
@@ -180,7 +194,7 @@ async def rollback(conn: asyncpg.Connection, owner: UUID, playbook_id: str, sha:
     await _current(conn, owner, playbook_id)
     rows = await conn.fetch(
         """
-        SELECT smart_code, metadata -> 'definition' AS definition, metadata ->> 'sha256' AS sha256
+        SELECT smart_code, metadata, metadata ->> 'sha256' AS sha256
         FROM core_entities
         WHERE organization_id = $1 AND entity_type = 'playbook_version' AND metadata ->> 'playbook_id' = $2
           AND metadata ->> 'sha256' LIKE $3 || '%'
@@ -191,7 +205,7 @@ async def rollback(conn: asyncpg.Connection, owner: UUID, playbook_id: str, sha:
         problem = "no published version" if not rows else f"{len(rows)} versions"
         raise CatalogNotFound(f"sha: {problem} of {playbook_id} starts with {sha!r} (see: playbook versions)")
     row = rows[0]
-    return await publish(conn, owner, playbook_id=playbook_id, definition=row["definition"],
+    return await publish(conn, owner, playbook_id=playbook_id, definition=stored_definition(row["metadata"]),
                          smart_code=row["smart_code"], by=by, action="rollback")
 
 
@@ -247,7 +261,7 @@ async def _visible(conn: asyncpg.Connection, reader: UUID, playbook_id: str | No
             playbook_id=row["entity_code"], owner=row["organization_id"], status=row["status"],
             source="own" if row["organization_id"] == reader
             else "platform" if row["organization_id"] == PLATFORM_ORG_ID else "shared",
-            sha256=row["metadata"]["sha256"], definition=row["metadata"]["definition"],
+            sha256=row["metadata"]["sha256"], definition=stored_definition(row["metadata"]),
             superseded_by=row["metadata"].get("superseded_by"), shared_with=row["metadata"].get("shared_with", []),
             updated_at=row["updated_at"],
         )

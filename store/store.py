@@ -463,13 +463,13 @@ class Store:
         async with self._session(org) as conn:
             rows = await conn.fetch(
                 """
-                SELECT DISTINCT ON (entity_code) metadata -> 'definition' AS definition FROM core_entities
+                SELECT DISTINCT ON (entity_code) metadata FROM core_entities
                 WHERE entity_type = 'playbook_definition' AND organization_id IN ($1, $2)
                 ORDER BY entity_code, organization_id = $2
                 """,
                 org, PLATFORM_ORG_ID,
             )
-        return [row["definition"] for row in rows]
+        return [catalog.stored_definition(row["metadata"]) for row in rows]
 
 
 def _check_org_code(code: str) -> None:

@@ -9,7 +9,7 @@ from activities.catalog import sync_catalog
 from activities.plugins import load_step_types
 
 load_step_types()  # the built-in activity types (script, database, file …) and installed plugins, as the CLI does
-pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal", "tests.fixtures_ops"]
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_temporal", "tests.fixtures_ops", "tests.inbox_browser"]
 
 LIBRARY = Path(__file__).resolve().parent.parent / "playbooks"
 

@@ -113,6 +113,9 @@ def test_playbook_dev_runs_the_demo_and_stops_cleanly(tmp_path: Path) -> None:
         token = banner.split("export TOKEN=")[1].split()[0]
         answer = _gateway_get(f"http://127.0.0.1:{http_port}/api/v1/executions/{execution_id}", token)
         assert answer["waiting_for"][0]["step_id"] == "set_credit_terms"
+        assert f"Task inbox:       http://127.0.0.1:{http_port}/" in banner
+        signin = httpx.get(f"http://127.0.0.1:{http_port}/", follow_redirects=True, timeout=30)
+        assert signin.status_code == 200 and 'action="/signin/dev"' in signin.text  # the dev sign-in is on
         assert "Script worker:    task queue playbooks-scripts" in banner
         script = tmp_path / "echo.demo.v1.yaml"
         script.write_text(SCRIPT_PLAYBOOK)

@@ -19,5 +19,5 @@ def test_web_ui_lists_the_waiting_execution_under_its_filter(tmp_path: Path) -> 
     assert CHROMIUM is not None
     execution_id = check_web_ui(CHROMIUM, screenshots=tmp_path)
     assert execution_id.startswith("org_demo/customer.create.v1/")
-    for name in ("web-ui.png", "web-ui-execution.png"):
+    for name in ("web-ui.png", "web-ui-decoded.png", "web-ui-execution.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), name
