@@ -8,6 +8,10 @@ seconds) and the engine's step metrics, recorded by `StepTelemetry` for every at
 - ``playbook_steps_total{playbook, step_type, outcome}``: a counter;
 - ``playbook_step_duration_seconds{playbook, step_type, outcome}``: a histogram.
 
+- ``playbook_signals_dropped_total{signal}``: signals the SDK dropped before any workflow handler saw them
+  (each also logged once, as one line naming the workflow id). The workflow reads every signal raw and
+  records a malformed one in ``status.rejected``, so this stays 0 unless the SDK itself fails on one.
+
 ``outcome`` is ``completed``, ``failed`` (the step fails: the error is not retryable or it was the last
 attempt), ``retrying`` (the attempt failed and Temporal will try again) or ``cancelled``. Unset, no port
 is opened: several workers on one host would otherwise collide on it.
@@ -40,8 +44,10 @@ from model.execution import StepRequest
 __all__ = [
     "LOG_FORMAT_ENV",
     "METRICS_PORT_ENV",
+    "SIGNALS_DROPPED",
     "STEP_COUNTER",
     "STEP_DURATION",
+    "DroppedSignals",
     "StepTelemetry",
     "StructuredFormatter",
     "configure_logging",
@@ -55,6 +61,9 @@ LOG_FORMAT_ENV = "PLAYBOOK_LOG_FORMAT"
 """Environment variable: ``text`` (default) or ``json``."""
 STEP_COUNTER = "playbook_steps_total"
 STEP_DURATION = "playbook_step_duration_seconds"
+SIGNALS_DROPPED = "playbook_signals_dropped_total"
+SDK_WORKFLOW_LOGGER = "temporalio.worker._workflow_instance"
+"""Where the SDK logs a signal it drops (``Failed deserializing signal input … dropping the signal``)."""
 # Steps range from a few milliseconds (a set of rows) to minutes (a slow API behind an http step).
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
@@ -122,6 +131,34 @@ class StepTelemetry(Interceptor):
                 "duration_s": round(seconds, 6),
             },
         )  # fmt: skip
+
+
+class DroppedSignals(logging.Filter):
+    """Counts the signals the SDK drops before any handler runs, and makes its traceback one line."""
+
+    def __init__(self, meter: MetricMeter) -> None:
+        super().__init__()
+        self._dropped = meter.create_counter(SIGNALS_DROPPED, "Signals the SDK dropped before a workflow handler.")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "dropping the signal" not in record.getMessage():
+            return True
+        details = getattr(record, "temporal_workflow", None) or {}
+        signal = record.getMessage().removeprefix("Failed deserializing signal input for ").split(" ", 1)[0]
+        cause = record.exc_info[1] if record.exc_info else None
+        self._dropped.add(1, {"signal": signal})
+        record.msg = "signal %s to workflow %s (run %s) dropped before any handler: %s"
+        record.args = (signal, details.get("workflow_id"), details.get("run_id"), cause)
+        record.exc_info = record.exc_text = None
+        return True
+
+    @classmethod
+    def install(cls, meter: MetricMeter) -> None:
+        """One filter per process (the SDK's workflow logger serves every worker), counting on the latest meter."""
+        sdk = logging.getLogger(SDK_WORKFLOW_LOGGER)
+        for old in [f for f in sdk.filters if isinstance(f, cls)]:
+            sdk.removeFilter(old)
+        sdk.addFilter(cls(meter))
 
 
 class _StepInbound(ActivityInboundInterceptor):

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .audit import AuditLine
+from .limits import MAX_NAME, MAX_TEXT
 from .playbook import Playbook
 from .status import ExecutionStatus, StepStatus
 
@@ -99,8 +100,8 @@ class Note(Wire):
     """A note on an execution (the seed's "lessons learned"), kept in its audit trail."""
 
     note_id: str = Field(min_length=1, max_length=100, description="Makes a retried note count once.")
-    text: str = Field(min_length=1, max_length=4000)
-    by: str | None = Field(default=None, max_length=200)
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    by: str | None = Field(default=None, max_length=MAX_NAME)
     at: datetime | None = None
 
 
@@ -132,7 +133,8 @@ class StatusView(Wire):
     vars: dict[str, Any]
     outputs: dict[str, Any]
     error: str | None
-    rejected: list[Rejection]
+    rejected: list[Rejection] = Field(description="The latest refused messages, each value clipped.")
+    rejected_count: int = Field(default=0, description="Every refused message so far, kept or not.")
     runs: int = Field(default=1, description="Workflow runs so far: each continue-as-new hand-over adds one.")
     definition_sha: str | None = Field(default=None, description="sha256 of the definition this execution runs.")
     deprecated: bool = Field(default=False, description="Started from a deprecated catalog entry.")

@@ -26,11 +26,11 @@ def markdown(state: RunState, execution_id: str) -> str:
         f"**{playbook.name}** (`{playbook.id}`) · org `{state.input.organization_id}` · "
         f"**{state.status.upper()}** · {done}/{len(views)} steps",
         "",
-        "| | step | type | status | by |",
-        "|---|---|---|---|---|",
     ]
+    # a list, not a table: the Web UI draws Markdown tables without cell spacing ("approvalpending")
     lines += [
-        f"| {_ICONS.get(v.status, '')} | {v.name} `{v.id}` | {v.type} | {v.status} | {v.completed_by or ''} |"
+        f"- {_ICONS.get(v.status, '')} {v.name} `{v.id}` · {v.type} · **{v.status}**"
+        + (f" · by {v.completed_by}" if v.completed_by else "")
         for v in views
     ]
     for waiting in state.waiting_views(execution_id):
@@ -43,7 +43,7 @@ def markdown(state: RunState, execution_id: str) -> str:
             "",
             "Complete it: *Send a Signal* → name `complete_step`, input:",
             "```json",
-            json.dumps(waiting.example),
+            json.dumps(waiting.example, indent=2),  # one short line per field: the UI does not wrap code
             "```",
         ]
     if state.error:

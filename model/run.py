@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from . import expressions
 from .audit import AuditLine
@@ -30,6 +30,7 @@ from .execution import (
     Wire,
 )
 from .forms import completion_signal
+from .limits import MAX_NOTES_BYTES, MAX_REASON_BYTES, MAX_REJECTED, clip, json_size, quote
 from .masking import mask, secret_forms
 from .messages import StepCompletion
 from .playbook import Playbook
@@ -53,8 +54,13 @@ def parse_message(model: type[M], raw: Any) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'argument'}: {e['msg']}" for e in exc.errors())
-        raise Rejected(f"invalid argument: {reasons}") from None
+        raise Rejected(f"invalid argument: {field_errors(exc, 'argument')}") from None
+
+
+def field_errors(exc: ValidationError, whole: str) -> str:
+    """Each bad field and its rule, capped: the field names themselves come from the sender."""
+    reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or whole}: {e['msg']}" for e in exc.errors()[:10])
+    return clip(reasons, MAX_REASON_BYTES)
 
 
 class Conflict(Rejected):
@@ -115,6 +121,9 @@ class RunState(Wire):
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     rejected: list[Rejection] = Field(default_factory=list)
+    """The latest refused messages (`MAX_REJECTED`), each value clipped."""
+    rejected_count: int = 0
+    """Every refused message so far, kept ones or not."""
     paused: bool = False
     waiting: dict[str, WaitState] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
@@ -131,6 +140,12 @@ class RunState(Wire):
     """The success criteria's results, evaluated when the steps are done."""
     notes: list[Note] = Field(default_factory=list)
     """The latest notes (`MAX_NOTES`); every one is also written to the audit trail."""
+
+    @model_validator(mode="after")
+    def _count_rejections(self) -> RunState:
+        # a state carried over from before the count existed: its kept list is what is known
+        self.rejected_count = max(self.rejected_count, len(self.rejected))
+        return self
 
     # ------------------------------------------------------------------ reading
     @property
@@ -209,6 +224,7 @@ class RunState(Wire):
             outputs=self.outputs,
             error=self.error,
             rejected=self.rejected,
+            rejected_count=self.rejected_count,
             runs=self.runs,
             definition_sha=self.prepared.definition_sha if self.prepared else None,
             deprecated=self.prepared.deprecated if self.prepared else False,
@@ -319,10 +335,13 @@ class RunState(Wire):
         waiting.decided = not approval.approved or len(waiting.approvals) >= required
 
     def reject(self, raw: Any, reason: str, *, now: datetime) -> None:
-        """Keep a refused completion in status.rejected."""
+        """Keep a refused message in status.rejected: the latest ones, each value from it clipped."""
         step_id = raw.get("step_id") if isinstance(raw, dict) else None
         who = raw.get("completed_by") if isinstance(raw, dict) else None
-        self.rejected.append(Rejection(step_id=step_id, reason=reason, completed_by=who, at=now))
+        rejection = Rejection(step_id=quote(step_id), reason=clip(reason, MAX_REASON_BYTES), completed_by=quote(who),
+                              at=now)  # fmt: skip
+        self.rejected = [*self.rejected, rejection][-MAX_REJECTED:]
+        self.rejected_count += 1
 
     def add_note(self, raw: Any, *, now: datetime, new_id: str) -> Note | None:
         """Keep a note from an `add_note` signal (any JSON; `new_id` names one sent without a note_id);
@@ -330,10 +349,12 @@ class RunState(Wire):
         try:
             note = Note.model_validate({"note_id": new_id, **raw, "at": now} if isinstance(raw, dict) else raw)
         except ValidationError as exc:
-            reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'note'}: {e['msg']}" for e in exc.errors())
-            self.reject({}, f"add_note: {reason}", now=now)  # nothing of the raw JSON, whatever its shape
+            self.reject({}, f"add_note: {field_errors(exc, 'note')}", now=now)  # nothing of the raw JSON
             return None
         if any(kept.note_id == note.note_id for kept in self.notes):
             return None  # the same note again (a retried signal)
-        self.notes = [*self.notes, note][-MAX_NOTES:]
+        notes = [*self.notes, note][-MAX_NOTES:]
+        while len(notes) > 1 and json_size([n.model_dump(mode="json") for n in notes]) > MAX_NOTES_BYTES:
+            notes = notes[1:]
+        self.notes = notes
         return note

@@ -6,6 +6,7 @@ semantics, expressions) — a playbook that passes runs without surprises from i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
@@ -337,8 +338,34 @@ def validate_document(doc: Document) -> tuple[Playbook | None, list[Problem]]:
     try:
         playbook = parse_playbook(doc)
     except PlaybookError as exc:
-        return None, exc.problems
+        return None, exc.problems + _beyond_the_header(doc, exc.problems)
     return playbook, check_playbook(playbook, doc)
+
+
+_STAND_INS: dict[str, Any] = {"name": "stand-in", "module": "ops", "smart_code": "HERA.OPS.STAND.IN.v1"}
+"""Valid values for header fields nothing else depends on: with them in place, the rest is still checked."""
+_STRUCTURE = frozenset({"id", "steps", "inputs"})
+"""Fields the other checks build on: a problem there leaves nothing meaningful to check beyond it."""
+
+
+def _beyond_the_header(doc: Document, problems: list[Problem]) -> list[Problem]:
+    """The semantic and expression problems a schema problem in an independent header field would hide
+    (a missing smart_code, a mistyped field name): checked with a stand-in for each bad field, whose own
+    problems are already reported."""
+    if not isinstance(doc.data, dict) or any(p.step or p.group != Group.schema for p in problems):
+        return []
+    bad = {re.split(r"[.\[]", p.field)[0] for p in problems}
+    if not bad or bad & _STRUCTURE:
+        return []
+    data = {k: v for k, v in doc.data.items() if k not in bad}
+    data.update({k: v for k, v in _STAND_INS.items() if k in bad})
+    if "version" in bad and isinstance(data.get("id"), str):
+        data["version"] = int(data["id"].rsplit(".v", 1)[-1]) if re.search(r"\.v[0-9]+$", data["id"]) else 1
+    try:
+        stand_in = Playbook.model_validate(data)
+    except ValidationError:
+        return []
+    return [p for p in check_playbook(stand_in, doc) if p.step or re.split(r"[.\[]", p.field)[0] not in bad]
 
 
 def load_playbook(source: Path | dict[str, Any]) -> Playbook:

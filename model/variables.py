@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     create_model,
@@ -119,6 +120,14 @@ def _not_bool(value: Any) -> Any:
 _NOT_BOOL = BeforeValidator(_not_bool)
 
 
+def _cli_bool(value: Any) -> Any:
+    # "true"/"false" are what a CLI user types for a boolean; "yes", "on" or 1 stay what they are: not booleans
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+_BOOLEAN = Annotated[bool, BeforeValidator(_cli_bool), Strict()]
+
+
 def _annotation(spec: Variable) -> Any:
     """The constrained pydantic type of one variable."""
     interval = Interval(ge=spec.minimum, le=spec.maximum)
@@ -132,7 +141,7 @@ def _annotation(spec: Variable) -> Any:
         case VarType.float:
             return Annotated[float, interval, AllowInfNan(False), _NOT_BOOL]
         case VarType.boolean:
-            return bool
+            return _BOOLEAN
         case VarType.json:
             return Any
         case VarType.select:

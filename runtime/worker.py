@@ -22,7 +22,13 @@ import activities.outside  # noqa: F401  (registers the http and notification st
 import workflows
 from activities.catalog import sync_catalog
 from activities.engine import EngineActivities
-from activities.observability import StepTelemetry, configure_logging, metrics_address, metrics_runtime
+from activities.observability import (
+    DroppedSignals,
+    StepTelemetry,
+    configure_logging,
+    metrics_address,
+    metrics_runtime,
+)
 from activities.plugins import PluginError, load_step_types
 from activities.steps import StepActivities
 from config import Settings, connect
@@ -78,6 +84,7 @@ def build_worker(
     engine = EngineActivities(store, client, script_task_queue=script_task_queue)
     steps = StepActivities(store, after_write=after_write)
     runtime = client.service_client.config.runtime or Runtime.default()
+    DroppedSignals.install(runtime.metric_meter)
     return Worker(
         client,
         task_queue=task_queue,

@@ -118,6 +118,23 @@ def wait_for(page: Page, *markers: str, timeout: float = 30) -> str:
     return str(found.json_value())
 
 
+_TEXT = """() => [document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]
+  .map(d => d && d.body ? d.body.innerText : '').join('\\n')"""
+# what of the current details a reader cannot see: code (or a table) wider than its box, in any frame
+_CUT = """() => [document, ...Array.from(document.querySelectorAll('iframe'), f => f.contentDocument)]
+  .flatMap(d => d ? Array.from(d.querySelectorAll('pre, code, table')) : [])
+  .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))"""
+
+
+def check_readable(page: Page) -> None:
+    """The current details read cleanly at this width: step, type and status apart, no code cut at the edge."""
+    text = page.evaluate(_TEXT)
+    if "approval · pending" not in text or "approvalpending" in text:
+        raise AssertionError(f"the step list runs its columns together:\n{text}")
+    if cut := page.evaluate(_CUT):
+        raise AssertionError(f"cut at the right edge of the current details: {cut}")
+
+
 def workflows_url(ui_port: int, query: str) -> str:
     """The Web UI's workflow list filtered by a visibility query (its `query` URL parameter)."""
     return f"http://localhost:{ui_port}/namespaces/default/workflows?query={quote(query)}"
@@ -138,7 +155,7 @@ def check_web_ui(binary: str, screenshots: Path | None = None) -> str:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=binary)
                 try:
-                    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
                     _check(page, dev, execution_id, screenshots)
                 finally:
                     browser.close()
@@ -173,9 +190,11 @@ def _check(page: Page, dev: DevServer, execution_id: str, screenshots: Path | No
         raise AssertionError("the Web UI shows the input encrypted: it did not decode through the codec server")
     if screenshots is not None:
         page.screenshot(path=str(screenshots / "web-ui-decoded.png"))
-        # The User Metadata tab shows the current details.
-        page.goto(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
-        wait_for(page, "complete_step")
+    # The User Metadata tab shows the current details.
+    page.goto(f"http://localhost:{dev.ui_port}{run_page}/user-metadata")
+    wait_for(page, "complete_step")
+    check_readable(page)
+    if screenshots is not None:
         page.screenshot(path=str(screenshots / "web-ui-execution.png"))
 
 

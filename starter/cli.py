@@ -22,7 +22,7 @@ from .docs import load_valid_library, markdown_table, ordered, playbook_row
 from .lifecycle import register as register_lifecycle
 from .operations import register as register_operations
 from .orgs import register as register_orgs
-from .plumbing import Add, UserError, run_async
+from .plumbing import Add, UserError, me, run_async
 from .templates import register as register_templates
 from .templates import template_rows
 from .testing import register as register_authoring_commands
@@ -36,7 +36,7 @@ def _find(settings: Settings, ident: str) -> Playbook:
     # a playbook's file is named after its id: read that one file, not the whole library
     found = sorted(settings.playbooks_dir.rglob(f"{ident}.yaml"))
     if not found:
-        raise UserError(f"no playbook {ident!r} in {settings.playbooks_dir} (see: playbook list)")
+        raise UserError(f"no playbook {ident!r} in {settings.playbooks_dir} (see: {me()} list)")
     return load_playbook(found[0])
 
 

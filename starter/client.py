@@ -6,7 +6,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
@@ -114,6 +120,19 @@ class PlaybookClient:
 
     async def status(self, execution_id: str) -> StatusView:
         return StatusView.model_validate(await self.handle(execution_id).query("status"))
+
+    async def ending(self, execution_id: str) -> tuple[str, str | None] | None:
+        """How Temporal says the execution ended — its status (``FAILED``, ``TERMINATED``, …) and the failure's
+        message — or None while it runs: the truth also for an ending the `status` query cannot know."""
+        handle = self.handle(execution_id)
+        described = await handle.describe()
+        if described.status in (None, WorkflowExecutionStatus.RUNNING):
+            return None
+        try:
+            await handle.result()
+        except WorkflowFailureError as exc:
+            return described.status.name, str(getattr(exc.cause, "message", None) or exc.cause)
+        return described.status.name, None
 
     async def add_note(self, execution_id: str, text: str, *, by: str | None = None) -> str:
         """Add a note to an execution, open or closed; returns "signalled" or "recorded".

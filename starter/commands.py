@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Any
 from temporalio.client import WorkflowFailureError
 
 from config import Settings
+from model import PlaybookError, load_playbook
 from model.execution import StatusView, StepView
 from model.status import DONE, ENDED
+from model.variables import validate_values
 
 from .client import PlaybookClient, StepRejected
-from .plumbing import Add, UserError, format_duration, json_arg, run_async
+from .plumbing import Add, UserError, format_duration, json_arg, me, run_async
 
 
 def _took(step: StepView, now: datetime) -> str:
@@ -52,7 +55,7 @@ def _waiting_lines(status: StatusView) -> list[str]:
         example = waiting.example.get("data", {})
         role_flag = f" --role {waiting.assignee_role}" if waiting.assignee_role else ""
         lines.append(
-            f"  complete it: playbook complete {status.execution_id} {waiting.step_id} "
+            f"  complete it: {me()} complete {shlex.quote(status.execution_id)} {waiting.step_id} "
             f"--data '{json.dumps(example)}'{role_flag} --by YOUR_NAME"
         )
     return lines
@@ -95,15 +98,30 @@ def render_status(status: StatusView, *, now: datetime | None = None) -> str:
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     data = json_arg(args.data)
+    _check_inputs(settings, args.id, data)
     client = await PlaybookClient.connect(settings)
     handle = await client.start(
         args.id, organization=args.org, data=data, requested_by=args.requested_by or os.environ.get("USER")
     )
     print(f"started {handle.id}")
     if not args.wait:
-        print(f"  status: playbook status {handle.id}")
+        print(f"  status: {me()} status {shlex.quote(handle.id)}")
         return 0
     return await _follow(client, handle.id)
+
+
+def _check_inputs(settings: Settings, playbook_id: str, data: dict[str, Any]) -> None:
+    """Refuse inputs the library's definition refuses, before anything starts (no execution born failed).
+    A playbook only in an organization's catalog is checked by the execution itself, as always."""
+    found = sorted(settings.playbooks_dir.rglob(f"{playbook_id}.yaml"))
+    try:
+        playbook = load_playbook(found[0]) if found else None
+    except PlaybookError:
+        return  # a broken file: the catalog the worker serves decides
+    if playbook is None:
+        return
+    if errors := validate_values(playbook.inputs, data).errors:
+        raise UserError(f"--data: {'; '.join(map(str, errors))} (inputs of {playbook_id}; nothing was started)")
 
 
 async def _follow(client: PlaybookClient, execution_id: str) -> int:
@@ -129,13 +147,22 @@ async def _follow(client: PlaybookClient, execution_id: str) -> int:
             print(f"{status.status.upper()}  {progress}")
             print("\n".join(_waiting_lines(status)), flush=True)
             return 0
+        if (ending := await client.ending(execution_id)) is not None:  # ended as the query cannot tell
+            return _temporal_ending(*ending)
         await asyncio.sleep(0.3)
+
+
+def _temporal_ending(temporal_status: str, message: str | None) -> int:
+    print(f"{temporal_status} (as Temporal reports it)" + (f"\nerror: {message}" if message else ""))
+    return 0 if temporal_status == "COMPLETED" else 1
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     client = await PlaybookClient.connect(settings)
     status = await client.status(args.execution_id)
     print(status.model_dump_json(indent=2) if args.json else render_status(status))
+    if not args.json and status.status not in ENDED and (ending := await client.ending(args.execution_id)):
+        _temporal_ending(*ending)  # e.g. terminated: the execution's own state never saw its ending
     return 0
 
 

@@ -16,6 +16,7 @@ from config import Settings, connect
 from config.codec import KEYS_ENV, KEYS_FILE_ENV, new_key_line
 from model import search_attributes as sa
 
+from .plumbing import me
 from .tokens import dev_secret, mint
 
 DEMO = '{"customer_name": "Acme Corp", "email": "ops@acme.example", "tax_id": "DE123456789"}'
@@ -133,7 +134,6 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
             gateway = start_gateway(state_dir, settings, addr=addr, secret=secret, ui_url=f"http://localhost:{ui_port}")
             scripts = start_script_worker(state_dir, settings)
             token = mint(secret, sub="dev", orgs=["org_demo"], roles=DEV_ROLES, ttl_seconds=7 * 86400)
-            me = Path(sys.argv[0]).name if shutil.which(Path(sys.argv[0]).name) else sys.argv[0]
 
             def ready() -> None:
                 print(f"\nTemporal Web UI:  http://localhost:{ui_port}", flush=True)
@@ -149,7 +149,7 @@ async def run_dev(settings: Settings, *, state_dir: Path, port: int, ui_port: in
                 print(f"Script worker:    task queue {settings.script_task_queue} (`script` steps; log: "
                       f"{state_dir}/scripts.log)")  # fmt: skip
                 print("Try the customer onboarding playbook:")
-                print(f"  {me} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
+                print(f"  {me()} run customer.create.v1 --org org_demo --data '{DEMO}' --wait")
                 print(
                     f"Ctrl-C stops everything started here; executions and data are kept in {state_dir}/\n",
                     flush=True,

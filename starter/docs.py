@@ -17,7 +17,7 @@ from model import Library, Playbook, load_library
 from model.graph import mermaid
 from model.steps import PEOPLE_TYPES
 
-from .plumbing import UserError
+from .plumbing import UserError, me
 
 REGENERATE = "playbook docs -o playbooks/README.md"
 
@@ -27,7 +27,7 @@ def load_valid_library(settings: Settings) -> Library:
     library = load_library([settings.playbooks_dir])
     if library.problems:
         raise UserError(
-            f"{len(library.problems)} problem(s) in {settings.playbooks_dir}; run: playbook validate "
+            f"{len(library.problems)} problem(s) in {settings.playbooks_dir}; run: {me()} validate "
             f"{settings.playbooks_dir}"
         )
     return library

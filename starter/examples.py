@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,15 @@ from model.execution import StatusView
 from model.status import ENDED, StepStatus
 
 from .client import PlaybookClient, StepRejected
+from .plumbing import me
 
 GROUP_TYPES = frozenset({"parallel", "sequential", "foreach", "switch"})
 """Step types that are `running` while their sub-steps run: they say nothing about progress themselves."""
 FIRST_POLL, LAST_POLL = 0.05, 0.5
 """Status polling starts fast (most steps take milliseconds) and slows down for long ones."""
 _MISSING = object()
+TEST_ORGS = "org_test_"
+"""The prefix of the fresh organization each example runs in: `playbook stats` leaves these out by default."""
 
 
 @dataclass
@@ -88,7 +92,7 @@ class ExampleOutcome:
             return lines
         lines += [f"    {line}" for d in self.differences for line in d.lines()]
         if self.execution_id:
-            lines.append(f"    inspect: playbook status {self.execution_id}")
+            lines.append(f"    inspect: {me()} status {shlex.quote(self.execution_id)}")
         return lines
 
 
@@ -290,7 +294,7 @@ async def _drive(client: PlaybookClient, playbook: Playbook, example: Example, o
     try:
         handle = await client.start(
             playbook.id,
-            organization=organization or f"org_test_{uuid.uuid4().hex[:10]}",
+            organization=organization or f"{TEST_ORGS}{uuid.uuid4().hex[:10]}",
             data=example.initial_data,
             requested_by=example.requested_by or "playbook-test",
             playbook=definition,

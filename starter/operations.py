@@ -33,6 +33,7 @@ from config import Settings, connect
 from model import search_attributes as sa
 from store import Store, StoreError
 
+from .examples import TEST_ORGS
 from .plumbing import Add, UserError, format_duration, run_async
 
 __all__ = ["ExecutionStats", "StepStats", "ensure_setup", "playbook_stats", "register", "render_stats"]
@@ -255,9 +256,11 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     dsn, stop = database_url(settings, Path(args.state_dir))
     try:
         async with await Store.open(dsn) as store:
-            organizations = (
-                {args.org: await store.resolve_organization(args.org)} if args.org else await store.organizations()
-            )
+            if args.org:
+                organizations = {args.org: await store.resolve_organization(args.org)}
+            else:  # `playbook test`'s own organizations are test runs, not the user's work
+                organizations = {code: org for code, org in (await store.organizations()).items()
+                                 if args.include_tests or not code.startswith(TEST_ORGS)}  # fmt: skip
             report = await playbook_stats(store, organizations, args.playbook)
     except StoreError as exc:
         raise UserError(str(exc)) from None
@@ -293,6 +296,8 @@ def register(add: Add) -> None:
         "per-playbook executions, success rate, median and p95 durations per step (from Postgres)",
     )
     p.add_argument("--org", help="one organization (code or uuid); default: every organization")
+    p.add_argument("--include-tests", action="store_true",
+                   help=f"also the {TEST_ORGS}* organizations `playbook test` runs its examples in")  # fmt: skip
     p.add_argument("--playbook", metavar="ID", help="one playbook")
     p.add_argument("--json", action="store_true", help="JSON output")
     p.add_argument(

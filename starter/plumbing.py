@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
+import shutil
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from temporalio.service import RPCError
@@ -20,6 +24,21 @@ class UserError(Exception):
 
 
 Add = Callable[..., argparse.ArgumentParser]
+
+
+def me() -> str:
+    """This command as the user can run it again, for hints they paste: `playbook` when that name on PATH is
+    this very program, else the path they typed (`.venv/bin/playbook`), or `python -m gateway`."""
+    invoked = sys.argv[0]
+    name = Path(invoked).name
+    if name == "__main__.py":
+        return f"{shlex.quote(sys.executable)} -m gateway"
+    if name != "playbook":
+        return "playbook"  # called from Python (`python -c`, a test runner): the console script's name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == Path(invoked).resolve():
+        return name
+    return shlex.quote(invoked)
 
 
 def json_arg(text: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from model import MODULES, Library, PlaybookError, load_library, load_playbook
 from model.loader import read_document
 from model.playbook import PLAYBOOK_ID
 
-from .plumbing import Add, UserError
+from .plumbing import Add, UserError, me
 
 _SMART_MODULE = re.compile(r"^HERA\.[A-Z0-9]+\.")
 
@@ -75,7 +75,7 @@ def cmd_new(args: argparse.Namespace, settings: Settings) -> int:
     except PlaybookError as exc:
         target.unlink()
         raise UserError(f"the new playbook would not validate: {exc.problems[0]}") from None
-    print(f"wrote {target} (draft, from {args.source}); next: playbook test {target}, then playbook publish {target}")
+    print(f"wrote {target} (draft, from {args.source}); next: {me()} test {target}, then {me()} publish {target}")
     return 0
 
 

@@ -21,7 +21,7 @@ from model import Library, Playbook, load_library
 from .client import PlaybookClient
 from .docs import cmd_docs
 from .examples import Case, ExampleOutcome, run_examples
-from .plumbing import Add, UserError, run_async
+from .plumbing import Add, UserError, me, run_async
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -78,7 +78,7 @@ def _select(args: argparse.Namespace, settings: Settings) -> _Selection:
             found = load_library([path])
             if found.problems:
                 raise UserError(
-                    f"{found.problems[0]} ({len(found.problems)} problem(s); run: playbook validate {target})"
+                    f"{found.problems[0]} ({len(found.problems)} problem(s); run: {me()} validate {target})"
                 )
             if not found.playbooks and found.templates:
                 raise UserError(f"{target}: {next(iter(found.templates))} is a template, never run: "
@@ -91,7 +91,7 @@ def _select(args: argparse.Namespace, settings: Settings) -> _Selection:
         library = library or load_library([settings.playbooks_dir])
         if target not in library.playbooks:
             broken = f"; {len(library.problems)} file(s) there do not load" if library.problems else ""
-            raise UserError(f"no playbook {target!r} in {settings.playbooks_dir} (see: playbook list{broken})")
+            raise UserError(f"no playbook {target!r} in {settings.playbooks_dir} (see: {me()} list{broken})")
         selection.add(library.playbooks[target], args.inline)
     return selection
 
@@ -139,7 +139,7 @@ async def cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     failed = [o for o in outcomes if not o.passed]
     summary = f"{len(outcomes) - len(failed)} passed, {len(failed)} failed"
     if selection.problems:
-        summary += f", {len(selection.problems)} problem(s) in {settings.playbooks_dir} (run: playbook validate)"
+        summary += f", {len(selection.problems)} problem(s) in {settings.playbooks_dir} (run: {me()} validate)"
     print(f"{summary} in {time.monotonic() - started:.1f}s")
     if any("in the catalog of" in line for o in failed for line in o.report()):
         print("hint: the catalog lacks a playbook: restart the worker to sync it, or pass its file, or use --inline")

@@ -198,3 +198,9 @@ async def test_guide_playbooks_run_their_examples(
     org = upload.execution_id.split("/")[0]  # type: ignore[union-attr]
     lines = await store.step_lines(await store.resolve_organization(org), upload.execution_id)
     assert [line["step_id"] for line in lines] == ["upload"]  # the custom step recorded its audit line
+
+
+def test_documentation_names_only_what_a_user_can_open() -> None:
+    """The design of record (SPEC) is not in the repository: the docs point at pages that are."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    assert [str(p.relative_to(ROOT)) for p in pages if re.search(r"\bSPEC\b", p.read_text())] == []

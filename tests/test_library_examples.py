@@ -10,6 +10,7 @@ concurrent run, the readability of one test per example. When ops runbooks are a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -69,10 +70,27 @@ async def library_outcomes(
                 build_script_worker(temporal.client, store, task_queue=options["script_task_queue"])
             )
         client = await stack.enter_async_context(running_worker(temporal.client, store, **options))
-        outcomes = await run_examples(client, cases, concurrency=CONCURRENCY, timeout=TIMEOUT)
+        outcomes = await run_examples(client, cases, concurrency=CONCURRENCY, timeout=TIMEOUT,
+                                      on_outcome=_progress(request.config, len(cases)))  # fmt: skip
     return dict(zip(selected, outcomes, strict=True))
 
 
+def _progress(config: pytest.Config, total: int) -> Callable[[ExampleOutcome], None]:
+    """A line every tenth of the examples, so the minutes this fixture takes are not silent."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on an xdist worker: its output is not shown
+    done = 0
+
+    def show(outcome: ExampleOutcome) -> None:
+        nonlocal done
+        done += 1
+        if reporter is not None and (done % max(1, total // 10) == 0 or done == total):
+            reporter.write_line(f"library examples: {done}/{total} run")
+
+    return show
+
+
+# every example runs in the one session fixture above: with pytest-xdist they must share a worker (--dist loadgroup)
+@pytest.mark.xdist_group("library_examples")
 @pytest.mark.parametrize("name", list(CASES))
 async def test_example(name: str, library_outcomes: dict[str, ExampleOutcome]) -> None:
     outcome = library_outcomes[name]

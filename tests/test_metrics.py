@@ -15,8 +15,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.observability import StructuredFormatter, metrics_address, metrics_runtime
+from activities.observability import SDK_WORKFLOW_LOGGER, StructuredFormatter, metrics_address, metrics_runtime
 from tests.fixtures_temporal import running_worker
+from tests.probe_workflow import TypedSignalProbe
 
 PROBE = {
     "id": "metrics.probe.v1",
@@ -100,6 +101,30 @@ async def test_step_metrics_and_logs_after_a_run(
     )  # fmt: skip
     uuid.UUID(entity.organization_id)
     assert logged["check_host"].levelname == "WARNING"
+
+
+async def test_a_signal_the_sdk_drops_is_counted_and_logged_in_one_line(
+    temporal: WorkflowEnvironment, store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    client = await Client.connect(
+        temporal.client.service_client.config.target_host,
+        namespace=temporal.client.namespace,
+        data_converter=pydantic_data_converter,
+        runtime=metrics_runtime(f"127.0.0.1:{port}"),
+    )
+    workflow_id = f"probe-{uuid.uuid4().hex[:8]}"
+    async with running_worker(client, store, extra_workflows=[TypedSignalProbe]) as playbooks:
+        handle = await client.start_workflow("TypedSignalProbe", id=workflow_id, task_queue=playbooks.task_queue)
+        await handle.signal("poke", "not a number")
+        await handle.signal("poke", 1)  # the workflow ends once a valid poke arrives: the bad one came first
+        await handle.result()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    assert value(samples(text, "playbook_signals_dropped_total"), signal="poke") == 1
+    [line] = [r for r in caplog.records if r.name == SDK_WORKFLOW_LOGGER and workflow_id in r.getMessage()]
+    assert line.getMessage().startswith(f"signal poke to workflow {workflow_id} (run ")
+    assert line.exc_info is None  # one line, no traceback
 
 
 def step_record(**fields: Any) -> logging.LogRecord:

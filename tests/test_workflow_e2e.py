@@ -420,7 +420,7 @@ async def test_current_details_show_progress_and_the_signal_that_completes_the_s
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     details = metadata.current_details  # what the Web UI shows as the execution's current details
     assert "**RUNNING** · 1/3 steps" in details
-    assert "| ✅ | Create customer `create_customer` | entity | completed |  |" in details
+    assert "- ✅ Create customer `create_customer` · entity · **completed**" in details
     assert "### ✋ Waiting: Set credit terms (`set_credit_terms`), role `credit_controller`, deadline" in details
     assert "> Set credit terms for Acme Corp." in details
     assert CUSTOMER["tax_id"] not in details

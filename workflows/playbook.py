@@ -15,12 +15,12 @@ long execution hands its state over to a fresh run (continue-as-new) whenever it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 
 from model import expressions
@@ -35,6 +35,7 @@ from model.execution import (
     Prepared,
     PrepareRequest,
 )
+from model.limits import MAX_REASON_BYTES, MAX_TEXT, clip, quote
 from model.masking import secret_forms
 from model.playbook import Playbook
 from model.progress import markdown
@@ -83,6 +84,10 @@ class PlaybookWorkflow:
         """The waiting steps are published in the memo (patched where first needed; old runs replay without)."""
         # what the memo's inbox last said; unknown in a carried-over run, so its first change rewrites it
         self._inbox_sent: list[dict[str, Any]] | None = None if input.carried is not None else []
+        self._signals: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "complete_step": self.complete_step, "pause": self.pause, "resume": self.resume,
+            "cancel": self.cancel, "add_note": self.add_note,
+        }  # fmt: skip
 
     # ------------------------------------------------------------------ run
     @workflow.run
@@ -130,18 +135,25 @@ class PlaybookWorkflow:
 
     async def _prepare(self, input: ExecutionInput) -> None:
         state = self.state
-        state.prepared = await self._bookkeeping(
-            "prepare_execution",
-            PrepareRequest(
-                execution_id=workflow.info().workflow_id,
-                organization=input.organization_id,
-                playbook_id=input.playbook_id,
-                inline=input.playbook,
-                requested_by=input.requested_by,
-            ),
-            result_type=Prepared,
-            activity_id="prepare" if self.named_activities else None,
-        )
+        try:
+            state.prepared = await self._bookkeeping(
+                "prepare_execution",
+                PrepareRequest(
+                    execution_id=workflow.info().workflow_id,
+                    organization=input.organization_id,
+                    playbook_id=input.playbook_id,
+                    inline=input.playbook,
+                    requested_by=input.requested_by,
+                ),
+                result_type=Prepared,
+                activity_id="prepare" if self.named_activities else None,
+            )
+        except (ActivityError, ApplicationError) as exc:  # a local activity's failure arrives as its own error
+            if not is_cancelled_exception(exc):
+                # an unknown id or organization: `status` says how it ended; state only, no command, so every
+                # recorded run (before this too) replays as it ran and answers queries after the ending
+                state.status, state.error = ExecutionStatus.failed, self._masked(cause(exc))
+            raise
         playbook = state.prepared.playbook
         state.add_views(playbook.steps)
         self.changed()
@@ -341,8 +353,26 @@ class PlaybookWorkflow:
             self._busy -= 1
 
     # ------------------------------------------------------------------ people's messages
-    @workflow.signal(name="complete_step")
-    def complete_step(self, raw: Any) -> None:
+    @workflow.signal(dynamic=True, description="complete_step, pause, resume, cancel, add_note")
+    async def signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Every signal arrives here raw, so none is dropped unseen: one the converter cannot read, one with
+        extra arguments or one of no known name lands in status.rejected instead (a message is untrusted)."""
+        handler = self._signals.get(name)
+        if handler is None:
+            self.state.reject(None, f"unknown signal {quote(name)!r} (known: {', '.join(self._signals)})",
+                              now=workflow.now())  # fmt: skip
+            return
+        try:
+            values = [workflow.payload_converter().from_payload(arg.payload) for arg in args]
+        except Exception as exc:  # any decoding failure: invalid JSON, lone surrogates, nesting, an unknown encoding
+            self.state.reject(None, f"{name}: the argument cannot be read ({exc})", now=workflow.now())
+            return
+        if len(values) > 1:
+            self.state.reject(values[0], f"{name}: takes one argument, {len(values)} given", now=workflow.now())
+            return
+        await handler(values[0] if values else None)
+
+    async def complete_step(self, raw: Any) -> None:
         """Complete a waiting human/approval step; a completion that can't apply lands in status.rejected."""
         try:
             completion, data = self.state.check_completion(raw)
@@ -403,12 +433,10 @@ class PlaybookWorkflow:
             await self.update_execution()  # the claim is on record at once
         return {"step_id": claim.step_id, "claimed_by": waiting.claimed_by}
 
-    @workflow.signal(name="pause")
     async def pause(self, args: Any = None) -> None:
         """No new step starts while paused; running steps finish."""
         await self._set_paused(True)
 
-    @workflow.signal(name="resume")
     async def resume(self, args: Any = None) -> None:
         await self._set_paused(False)
 
@@ -422,13 +450,12 @@ class PlaybookWorkflow:
         if state.prepared is not None:
             await self.update_execution()
 
-    @workflow.signal(name="cancel")
     async def cancel(self, args: Any = None) -> None:
         """Stop, compensate, end cancelled — through Temporal's own cancellation, so the UI shows it."""
         state = self.state
         if state.status in ENDED:
             return
-        reason = args.get("reason") if isinstance(args, dict) else None
+        reason = quote(args.get("reason"), MAX_TEXT) if isinstance(args, dict) else None
         state.error = f"cancelled: {reason}" if reason else "cancelled"
         await workflow.execute_activity(
             "request_cancellation",
@@ -437,7 +464,6 @@ class PlaybookWorkflow:
             retry_policy=ENGINE_RETRY,
         )
 
-    @workflow.signal(name="add_note")
     async def add_note(self, raw: Any) -> None:
         """A note ("lessons learned"), in `status.notes` and the audit trail; a closed execution gets its
         notes through the `PlaybookNote` workflow instead (a closed workflow takes no signal)."""
@@ -532,4 +558,5 @@ class PlaybookWorkflow:
 
 def _refusal(exc: Rejected) -> ApplicationError:
     """A refused message for the caller: `Conflict` (not waiting, claimed by another) or `Rejected`."""
-    return ApplicationError(str(exc), type="Conflict" if isinstance(exc, Conflict) else "Rejected", non_retryable=True)
+    message = clip(str(exc), MAX_REASON_BYTES)
+    return ApplicationError(message, type="Conflict" if isinstance(exc, Conflict) else "Rejected", non_retryable=True)
