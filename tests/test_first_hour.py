@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from model import load_library, load_playbook
+from model import load_library
 from model.variables import Variable, validate_values
-from tests.fixtures_temporal import running_worker
-from tests.test_playbook_test_command import CUSTOMER, Done
+from tests.test_playbook_test_command import Done, cli_stack
 
 PLAYBOOK = Path(sys.executable).parent / "playbook"
 GOOD = json.dumps({"customer_name": "Acme Corp", "email": "ops@acme.example"})
@@ -45,20 +44,9 @@ async def cli(*args: str, env: dict[str, str]) -> Done:
 async def stack(
     temporal: WorkflowEnvironment, store: Any, pg_dsn: str, tmp_path: Path
 ) -> AsyncIterator[dict[str, str]]:
-    """A worker whose catalog has customer.create.v1 (also in the CLI's library), and the CLI's environment."""
-    customer = load_playbook(CUSTOMER)
-    definition = customer.model_dump(mode="json", by_alias=True, exclude_none=True)
-    await store.publish_definition(None, playbook_id=customer.id, definition=definition, smart_code=customer.smart_code)
-    library = tmp_path / "library"
-    library.mkdir()
-    (library / CUSTOMER.name).write_text(CUSTOMER.read_text())
-    async with running_worker(temporal.client, store) as client:
-        yield {
-            "TEMPORAL_ADDRESS": temporal.client.service_client.config.target_host,
-            "PLAYBOOK_TASK_QUEUE": client.task_queue,
-            "PLAYBOOKS_DIR": str(library),
-            "DATABASE_URL": pg_dsn,
-        }
+    """The CLI's environment beside a worker with customer.create.v1, and the database for its pre-checks."""
+    async with cli_stack(temporal, store, tmp_path) as env:
+        yield {**env, "DATABASE_URL": pg_dsn}
 
 
 def started(done: Done) -> str:

@@ -65,16 +65,21 @@ def value(found: dict[frozenset[tuple[str, str]], float], **labels: str) -> floa
     return hit
 
 
-async def test_step_metrics_and_logs_after_a_run(
-    temporal: WorkflowEnvironment, store: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    port = free_port()
-    client = await Client.connect(
+async def metrics_client(temporal: WorkflowEnvironment, port: int) -> Client:
+    """A client of the test server whose runtime serves Prometheus metrics on `port` (what a worker counts)."""
+    return await Client.connect(
         temporal.client.service_client.config.target_host,
         namespace=temporal.client.namespace,
         data_converter=pydantic_data_converter,
         runtime=metrics_runtime(f"127.0.0.1:{port}"),
     )
+
+
+async def test_step_metrics_and_logs_after_a_run(
+    temporal: WorkflowEnvironment, store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    client = await metrics_client(temporal, port)
     org = f"org_metrics_{uuid.uuid4().hex[:8]}"
     caplog.set_level(logging.INFO, logger="playbook.steps")
     async with running_worker(client, store) as playbooks:
@@ -107,12 +112,7 @@ async def test_a_signal_the_sdk_drops_is_counted_and_logged_in_one_line(
     temporal: WorkflowEnvironment, store: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()
-    client = await Client.connect(
-        temporal.client.service_client.config.target_host,
-        namespace=temporal.client.namespace,
-        data_converter=pydantic_data_converter,
-        runtime=metrics_runtime(f"127.0.0.1:{port}"),
-    )
+    client = await metrics_client(temporal, port)
     workflow_id = f"probe-{uuid.uuid4().hex[:8]}"
     async with running_worker(client, store, extra_workflows=[TypedSignalProbe]) as playbooks:
         handle = await client.start_workflow("TypedSignalProbe", id=workflow_id, task_queue=playbooks.task_queue)

@@ -13,6 +13,7 @@ import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,10 @@ async def playbook(*args: str, **env: str) -> Done:
     return Done(process.returncode, out.decode(), err.decode())
 
 
-@pytest.fixture
-async def stack(temporal: WorkflowEnvironment, store: Any, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    """A worker whose catalog has customer.create.v1, and the environment that points the CLI at it."""
+@asynccontextmanager
+async def cli_stack(temporal: WorkflowEnvironment, store: Any, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """A worker whose catalog has customer.create.v1 (also in the CLI's library), and the environment that points
+    the CLI at it."""
     customer = load_playbook(CUSTOMER)
     definition = customer.model_dump(mode="json", by_alias=True, exclude_none=True)
     await store.publish_definition(None, playbook_id=customer.id, definition=definition, smart_code=customer.smart_code)
@@ -124,6 +126,12 @@ async def stack(temporal: WorkflowEnvironment, store: Any, tmp_path: Path) -> As
             "PLAYBOOK_TASK_QUEUE": client.task_queue,
             "PLAYBOOKS_DIR": str(library),
         }
+
+
+@pytest.fixture
+async def stack(temporal: WorkflowEnvironment, store: Any, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    async with cli_stack(temporal, store, tmp_path) as env:
+        yield env
 
 
 def blocks(stdout: str) -> dict[str, list[str]]:
