@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
-from activities.catalog import sync_catalog
-from model import search_attributes as sa
 from runtime.worker import build_worker
 from starter.client import PlaybookClient
-from store import Store, migrate
-from store.pgserver import start_postgres
+from tests.histories.record import recording_stack
 from tests.malformed import send_all
 
 HERE = Path(__file__).resolve().parent / "messages"
-LIBRARY = HERE.parents[2] / "playbooks"
 GOOD = {"customer_name": "Acme Corp", "email": "ops@acme.example"}
 
 
@@ -61,25 +53,15 @@ SCENARIOS = {"malformed-signals": malformed_signals, "unknown-playbook": unknown
 
 async def record(only: set[str], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with start_postgres(Path(tempfile.mkdtemp(prefix="pbrec-"))) as pg:
-        await migrate(pg.dsn)
-        store = await Store.open(pg.dsn, auto_register_orgs=True)
-        await sync_catalog(store, LIBRARY)
-        env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
-            search_attributes=list(sa.ALL),
-            dev_server_existing_path=shutil.which("temporal") or str(Path(sys.executable).parent / "temporal"),
-        )
-        async with env, build_worker(env.client, store, task_queue="record"):
-            client = PlaybookClient(env.client, task_queue="record")
-            for name, scenario in SCENARIOS.items():
-                if only and name not in only:
-                    continue
-                await scenario(client, name)  # the replay test replays under the file's name
-                history = await client.handle(name).fetch_history()
-                (folder / f"{name}.json").write_text(history.to_json())
-                print(f"{name}: recorded")
-        await store.close()
+    async with recording_stack() as (_, store, env), build_worker(env.client, store, task_queue="record"):
+        client = PlaybookClient(env.client, task_queue="record")
+        for name, scenario in SCENARIOS.items():
+            if only and name not in only:
+                continue
+            await scenario(client, name)  # the replay test replays under the file's name
+            history = await client.handle(name).fetch_history()
+            (folder / f"{name}.json").write_text(history.to_json())
+            print(f"{name}: recorded")
 
 
 if __name__ == "__main__":
