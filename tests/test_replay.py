@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -32,3 +33,15 @@ async def test_replay(path: Path) -> None:
         workflow_runner=workflow_runner(),
     )
     await replayer.replay_workflow(WorkflowHistory.from_json(path.stem, path.read_text()))
+
+
+def test_the_split_recording_has_its_shape() -> None:
+    """`splits/` holds a run whose prepare marker ends one workflow task while the code after it ran in the next,
+    as a loaded worker records it; a patch asked after that local activity (the inbox memo's, once) did not
+    replay. Every patch is now asked before it, so this recording replays above."""
+    path = next(p for p in HISTORIES if p.parent.name == "splits")
+    kinds = [e.event_type for e in WorkflowHistory.from_json(path.stem, path.read_text()).events]
+    local = kinds.index(EventType.EVENT_TYPE_MARKER_RECORDED, kinds.index(EventType.EVENT_TYPE_MARKER_RECORDED) + 1)
+    memo = kinds.index(EventType.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED)
+    assert kinds[local + 1] == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[local:memo]

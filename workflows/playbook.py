@@ -54,6 +54,8 @@ ENGINE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 """Engine bookkeeping retries until the database is back: nothing is lost in an outage."""
 HANDOVER_EVENTS = 8_000
 """Hand over at the latest here, even if the server has not suggested it yet (it warns at 10,240)."""
+CURRENT = "interpreter-2026-12"
+"""The one patch a new run records: it stands for local bookkeeping, named activities and the inbox memo."""
 FLUSH_LINES = 200
 """Queued audit lines written as soon as this many wait, so the state stays small."""
 
@@ -81,7 +83,7 @@ class PlaybookWorkflow:
         self.handing_over = False
         self._details_due = False
         self.inbox_memo: bool | None = None
-        """The waiting steps are published in the memo (patched where first needed; old runs replay without)."""
+        """The waiting steps are published in the memo (None: a run from before `CURRENT` has not asked yet)."""
         # what the memo's inbox last said; unknown in a carried-over run, so its first change rewrites it
         self._inbox_sent: list[dict[str, Any]] | None = None if input.carried is not None else []
         self._signals: dict[str, Callable[[Any], Awaitable[None]]] = {
@@ -92,9 +94,7 @@ class PlaybookWorkflow:
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, input: ExecutionInput) -> dict[str, Any]:
-        # versioning: older runs replay as they ran; one patch per new run (each costs a marker and an upsert)
-        self.local_bookkeeping = workflow.patched("local-bookkeeping")
-        self.named_activities = self.local_bookkeeping or workflow.patched("activity-ids-name-steps")
+        self._versions()
         state = self.state
         self._details = asyncio.create_task(self._keep_details())
         try:
@@ -116,6 +116,21 @@ class PlaybookWorkflow:
         await self._end(ExecutionStatus.completed, None)
         outputs = {"status": ExecutionStatus.completed.value, "outputs": state.outputs, "steps": self._step_views()}
         return self._masked(outputs)
+
+    def _versions(self) -> None:
+        """Which of the interpreter's changes this run has: older runs replay as they ran.
+
+        A new run pays one marker, `CURRENT`, for every change so far. It is asked first, before any local
+        activity: on replay, code that follows a local activity can run in the workflow task before the one it
+        ran in, whose patch lookahead does not yet see a marker recorded after it (the inbox memo's lazy patch
+        made replays nondeterministic so). Add a change as a new `CURRENT`, asked here, with the others behind it.
+        """
+        if workflow.patched(CURRENT):
+            self.local_bookkeeping = self.named_activities = True
+            self.inbox_memo = True
+            return
+        self.local_bookkeeping = workflow.patched("local-bookkeeping")
+        self.named_activities = self.local_bookkeeping or workflow.patched("activity-ids-name-steps")
 
     async def _run_steps(self) -> None:
         """The playbook's steps, until done — or until the history is long enough to hand over."""
@@ -536,7 +551,7 @@ class PlaybookWorkflow:
             inbox = self._masked([w.model_dump(mode="json", exclude={"example"}) for w in
                                   state.waiting_views(workflow.info().workflow_id)])
             if inbox != self._inbox_sent:
-                if self.inbox_memo is None:  # asked where first needed: a run that never waits pays no marker
+                if self.inbox_memo is None:  # a run from before `CURRENT` asked it where first needed
                     self.inbox_memo = workflow.patched("inbox-memo")
                 if self.inbox_memo:
                     workflow.upsert_memo({"inbox": inbox})
