@@ -91,7 +91,7 @@ async def main() -> None:
     parser.add_argument("--cache", type=int, default=1000, help="the worker's max_cached_workflows")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    async with local_stack() as (store, env):
+    async with local_stack() as (store, env, _):
         client = env.client
         base = rss_mib()
         async with build_worker(client, store, task_queue=QUEUE, max_cached_workflows=args.cache):

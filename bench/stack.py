@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
+import psutil
 from temporalio.testing import WorkflowEnvironment
 
 from config import DATA_CONVERTER
@@ -35,14 +37,53 @@ async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+class CpuMeter:
+    """CPU seconds used so far by this process (worker and client), the Temporal dev server and Postgres: on
+    two cores they share, throughput follows their sum, and the split says whose work grew."""
+
+    def __init__(self, postmaster: psutil.Process | None) -> None:
+        self._postmaster = postmaster
+
+    def read(self) -> dict[str, float]:
+        me = psutil.Process()
+        used = {"worker": _seconds(me), "temporal": 0.0, "postgres": 0.0}
+        for child in me.children(recursive=True):
+            if child.name().startswith("temporal"):
+                used["temporal"] += _seconds(child)
+        if self._postmaster is not None:  # its backends, living and ended (a local server only)
+            times = self._postmaster.cpu_times()
+            used["postgres"] = _seconds(self._postmaster) + times.children_user + times.children_system
+            used["postgres"] += sum(_seconds(p) for p in self._postmaster.children())
+        return used
+
+
+def _seconds(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.Error:  # ended between listing and reading
+        return 0.0
+    return float(times.user + times.system)
+
+
+async def _postmaster(dsn: str) -> psutil.Process | None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        data = Path(await conn.fetchval("SHOW data_directory"))
+    finally:
+        await conn.close()
+    pid_file = data / "postmaster.pid"
+    return psutil.Process(int(pid_file.read_text().split()[0])) if pid_file.exists() else None
+
+
 @asynccontextmanager
-async def local_stack() -> AsyncIterator[tuple[Store, WorkflowEnvironment]]:
-    """(store, Temporal environment), both stopped on exit."""
+async def local_stack() -> AsyncIterator[tuple[Store, WorkflowEnvironment, CpuMeter]]:
+    """(store, Temporal environment, their CPU meter), stopped on exit."""
     with start_postgres() as pg:
         store = await Store.open(pg.dsn, auto_register_orgs=True, max_size=20)
         try:
+            meter = CpuMeter(await _postmaster(pg.dsn))
             async with temporal_dev() as env:
-                yield store, env
+                yield store, env, meter
         finally:
             await store.close()
 

@@ -21,14 +21,14 @@ import statistics
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from bench.bare import bare_upsert_activity
 from bench.handwritten import BareHandWritten, HandWritten
-from bench.stack import local_stack
+from bench.stack import CpuMeter, local_stack
 from model.execution import ExecutionInput
 from runtime.worker import build_worker
 
@@ -62,8 +62,17 @@ def arg(definition: dict[str, Any]) -> ExecutionInput:
     return ExecutionInput(playbook_id=definition["id"], organization_id="org_bench", playbook=definition)
 
 
-async def run_batch(client: Client, name: str, n: int, definition: dict[str, Any]) -> tuple[float, int]:
-    """Start n executions at once and wait for all: (seconds, history events of one of them)."""
+class Batch(NamedTuple):
+    seconds: float
+    events: int
+    """History events of one of the batch's executions."""
+    cpu: dict[str, float]
+    """CPU seconds each process used during the batch."""
+
+
+async def run_batch(client: Client, name: str, n: int, definition: dict[str, Any], meter: CpuMeter) -> Batch:
+    """Start n executions at once and wait for all."""
+    before = meter.read()
     started = time.perf_counter()
     handles = [
         await client.start_workflow(name, arg(definition), id=f"bench-{name}-{uuid.uuid4().hex[:10]}", task_queue=QUEUE)
@@ -71,7 +80,8 @@ async def run_batch(client: Client, name: str, n: int, definition: dict[str, Any
     ]
     await asyncio.gather(*(h.result() for h in handles))
     elapsed = time.perf_counter() - started
-    return elapsed, len([e async for e in handles[0].fetch_history_events()])
+    cpu = {k: v - before[k] for k, v in meter.read().items()}
+    return Batch(elapsed, len([e async for e in handles[0].fetch_history_events()]), cpu)
 
 
 async def event_times(client: Client, workflow_id: str) -> list[tuple[str, datetime]]:
@@ -122,29 +132,34 @@ async def main() -> None:
     parser.add_argument("--latency", type=int, default=40, help="executions per latency measurement")
     args = parser.parse_args()
     definition = playbook(args.steps)
-    async with local_stack() as (store, env):
+    async with local_stack() as (store, env, meter):
         worker = build_worker(env.client, store, task_queue=QUEUE, extra_workflows=[HandWritten, BareHandWritten],
                               extra_activities=[bare_upsert_activity(store)])  # fmt: skip
         async with worker:
             for name in NAMES:  # warm-up: sandbox caches, connection pools, the server's task queues
-                await run_batch(env.client, name, args.executions, definition)
-            results: dict[str, list[tuple[float, int]]] = {name: [] for name in NAMES}
+                await run_batch(env.client, name, args.executions, definition, meter)
+            results: dict[str, list[Batch]] = {name: [] for name in NAMES}
             for round_no in range(args.rounds):
                 order = NAMES[round_no % 3 :] + NAMES[: round_no % 3]  # a shared machine drifts: rotate the order
                 for name in order:
-                    results[name].append(await run_batch(env.client, name, args.executions, definition))
+                    results[name].append(await run_batch(env.client, name, args.executions, definition, meter))
             first_sig, next_sig = await latencies(env.client, args.latency, by_update=False)
             _, next_upd = await latencies(env.client, args.latency, by_update=True)
     print(f"{args.executions} concurrent executions x {args.steps} entity steps, {args.rounds} interleaved rounds")
     for name, runs in results.items():
-        rates = [args.executions / seconds for seconds, _ in runs]
-        events = runs[0][1]
+        rates = [args.executions / run.seconds for run in runs]
+        events = runs[0].events
         print(f"  {name:<17} {statistics.median(rates):6.1f} executions/s (rounds {min(rates):.1f}..{max(rates):.1f})"
               f"  {events} history events ({events / args.steps:.2f} per step)")  # fmt: skip
+    print("CPU per execution (ms, all rounds; on shared cores throughput follows the sum)")
+    for name, runs in results.items():
+        used = {k: 1000 * sum(run.cpu[k] for run in runs) / (len(runs) * args.executions) for k in runs[0].cpu}
+        split = "  ".join(f"{k} {v:5.1f}" for k, v in used.items())
+        print(f"  {name:<17} {split}  sum {sum(used.values()):5.1f}")
     interpreted = results["PlaybookWorkflow"]
     for baseline, label in (("HandWritten", "same work"), ("BareHandWritten", "bare")):
-        ratios = sorted(b[0] / a[0] for a, b in zip(interpreted, results[baseline], strict=True))
-        extra = interpreted[0][1] - results[baseline][0][1]
+        ratios = sorted(b.seconds / a.seconds for a, b in zip(interpreted, results[baseline], strict=True))
+        extra = interpreted[0].events - results[baseline][0].events
         print(f"  ratio vs {label:<9} hand-written: {statistics.median(ratios):.2f}x "
               f"(rounds {ratios[0]:.2f}..{ratios[-1]:.2f}); extra history events per execution: {extra}")  # fmt: skip
     print(f"latency over {args.latency} executions, one at a time (ms, p50 / p99)")
