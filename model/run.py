@@ -2,8 +2,7 @@
 
 `RunState` is the one serializable object the workflow keeps (ready for continue-as-new); the
 pure parts of interpretation live here — the expression context, checking and applying a
-person's completion, the status view — so the workflow module stays a small scheduler and the
-sandbox has little to re-import per run.
+person's completion, the status view — so the workflow module stays a small scheduler.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A worker process: PlaybookWorkflow in its sandbox and every step activity on one task queue."""
+"""A worker process: PlaybookWorkflow and every step activity on one task queue."""
 
 from .worker import PASSTHROUGH, build_worker, run_worker, workflow_runner
 

@@ -42,21 +42,20 @@ SCRIPTS_HELP = "run `script` steps only, on PLAYBOOK_SCRIPT_TASK_QUEUE (default 
 
 # deterministic, pure libraries shared with workflow code instead of re-imported per run
 PASSTHROUGH = ("model", "jinja2", "markupsafe", "pydantic", "pydantic_core", "annotated_types", "yaml")
-# the interpreter's stateless step handlers too (they read time and ids only through `workflow`): re-importing
-# them per run was the largest per-execution cost; the workflow class itself stays sandboxed
-HANDLER_MODULES = ("workflows.dispatch", "workflows.control", "workflows.people", "workflows.automated")
 
 
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox PlaybookWorkflow runs in (workers and replayers alike)."""
+    """The SDK sandbox: for workflows other than the engine's, and for the replay suite's check of the engine's.
+
+    The engine's workflows run outside it (`sandboxed=False`); replayed in it, the workflow package is imported
+    anew, so a call the sandbox restricts there (a clock, randomness, I/O) fails the replay.
+    """
     _compile_workflow_modules()
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH, *HANDLER_MODULES)
-    )
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
 def _compile_workflow_modules() -> None:
-    """Write the workflow package's bytecode once per worker: the sandbox imports it anew for every run, and
+    """Write the workflow package's bytecode once per process: the sandbox imports it anew for every run, and
     without .pyc files (PYTHONDONTWRITEBYTECODE, editable installs) each run would compile it from source."""
     for path in Path(workflows.__file__).parent.glob("*.py"):
         with contextlib.suppress(OSError, py_compile.PyCompileError):

@@ -15,7 +15,7 @@ from temporalio.common import RetryPolicy
 from model.execution import NOTE_WORKFLOW_NAME, NoteRequest
 
 
-@workflow.defn(name=NOTE_WORKFLOW_NAME)
+@workflow.defn(name=NOTE_WORKFLOW_NAME, sandboxed=False)  # as PlaybookWorkflow
 class PlaybookNoteWorkflow:
     @workflow.run
     async def run(self, req: NoteRequest) -> None:
