@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from model import search_attributes as sa
 from model.execution import StatusView, Waiting
 from model.playbook import Playbook
-from model.variables import form_model, validate_values
+from model.variables import validate_values
 from starter.client import PlaybookClient, StepRejected
 from store import InvalidWrite, Store, UnknownOrganization
 
@@ -49,7 +49,7 @@ class Engine:
 
     def __init__(self, client: PlaybookClient, store: Store, *, admin_role: str, tasks_max_age: float) -> None:
         self.client, self.store, self.admin_role = client, store, admin_role
-        self._definitions: dict[tuple[str, str], tuple[float, Playbook, type[BaseModel]]] = {}
+        self._definitions: dict[tuple[str, str], tuple[float, Playbook]] = {}
         """(org, playbook id) → (until when, definition): a start reads none from Postgres in the common case."""
         visibility.kept_tasks(client.client, max_age=tasks_max_age)
 
@@ -70,13 +70,10 @@ class Engine:
         return sorted(valid, key=lambda p: p.id)
 
     async def playbook(self, org: str, playbook_id: str) -> Playbook:
-        return (await self._definition(org, playbook_id))[0]
-
-    async def _definition(self, org: str, playbook_id: str) -> tuple[Playbook, type[BaseModel]]:
-        """The definition `org` runs by that id and its inputs' form model, read again once CATALOG_TTL passed."""
+        """The definition `org` runs by that id, read again once CATALOG_TTL passed."""
         key = (org, playbook_id)
         if (kept := self._definitions.get(key)) is not None and kept[0] > time.monotonic():
-            return kept[1], kept[2]
+            return kept[1]
         definition = await self.store.get_definition(await self._org_uuid(org), playbook_id)
         if definition is None:
             raise Problem(404, f"no playbook {playbook_id!r} in the catalog of {org}")
@@ -84,17 +81,16 @@ class Engine:
             playbook = Playbook.model_validate(definition)
         except ValidationError:
             raise Problem(404, f"playbook {playbook_id!r} of {org} is not a valid definition") from None
-        form = form_model(playbook.inputs)  # building it is most of a start's own work: once per definition
-        self._definitions[key] = (time.monotonic() + CATALOG_TTL, playbook, form)
-        return playbook, form
+        self._definitions[key] = (time.monotonic() + CATALOG_TTL, playbook)
+        return playbook
 
     # ---------------------------------------------------------------- starting
     async def start(self, caller: Principal, *, playbook_id: str, organization: str | None,
                     initial_data: dict[str, Any], key: str | None) -> tuple[str, bool]:  # fmt: skip
         """Start (or, for a known Idempotency-Key with the same body, find) an execution: (id, created)."""
         org = caller.org(organization)
-        playbook, form = await self._definition(org, playbook_id)
-        checked = validate_values(playbook.inputs, initial_data, model=form)
+        playbook = await self.playbook(org, playbook_id)
+        checked = validate_values(playbook.inputs, initial_data)
         if checked.errors:
             errors = [FieldProblem(field=f"initial_data.{e.field}", message=e.message) for e in checked.errors]
             raise Problem(422, "invalid initial_data: " + "; ".join(str(e) for e in checked.errors), errors=errors)

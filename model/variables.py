@@ -7,9 +7,11 @@ bad field at once; `json_schema` exports the set for forms and editors.
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval, Len
@@ -157,10 +159,32 @@ def _annotation(spec: Variable) -> Any:
     raise AssertionError(spec.type)
 
 
+class _Form:
+    """A set of variables as a cache key: equal when their definitions are."""
+
+    __slots__ = ("key", "specs")
+
+    def __init__(self, specs: dict[str, Variable]) -> None:
+        self.specs = specs
+        self.key = tuple((name, spec.model_dump_json()) for name, spec in specs.items())
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Form) and self.key == other.key
+
+
 def form_model(specs: dict[str, Variable]) -> type[BaseModel]:
-    """A pydantic model for a set of variables (python regexes, unknown fields refused)."""
+    """A pydantic model for a set of variables (python regexes, unknown fields refused), built once per form:
+    creating a model class was most of a workflow task that shows or checks a form."""
+    return _form_model(_Form(specs))
+
+
+@lru_cache(maxsize=1024)
+def _form_model(form: _Form) -> type[BaseModel]:
     fields: dict[str, Any] = {}
-    for index, (name, spec) in enumerate(specs.items()):
+    for index, (name, spec) in enumerate(form.specs.items()):
         annotation = _annotation(spec)
         # internal names, the form's own as aliases: a field may be called `register`, `json` or `copy`
         if spec.required and spec.default is None:
@@ -210,16 +234,14 @@ def _message(err: Any) -> str:
     return f"{message[0].lower()}{message[1:]} (type)"
 
 
-def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None, *,
-                    model: type[BaseModel] | None = None) -> ValuesResult:  # fmt: skip
-    """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed.
-    ``model``: ``form_model(specs)`` built once by a caller that checks the same form many times."""
+def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None) -> ValuesResult:
+    """Validate and coerce ``data`` against ``specs``; every bad field is reported, none is guessed."""
     if data is not None and not isinstance(data, dict):
         return ValuesResult(errors=[FieldError(field="data", rule="type", message="must be a JSON object")])
     # an explicit null is no value at all: a required field then says "is required"
     given = {k: v for k, v in (data or {}).items() if v is not None or k not in specs or not specs[k].required}
     try:
-        checked = (model or form_model(specs)).model_validate(given)
+        checked = form_model(specs).model_validate(given)
     except ValidationError as exc:
         errors: dict[str, FieldError] = {}
         for err in exc.errors():
@@ -238,12 +260,16 @@ def validate_values(specs: dict[str, Variable], data: dict[str, Any] | None, *,
 
 
 def json_schema(specs: dict[str, Variable]) -> dict[str, Any]:
-    """The JSON Schema of a form (sensitive fields are ``writeOnly``, labels become titles)."""
-    schema = form_model(specs).model_json_schema()
-    for name, spec in specs.items():
+    """The JSON Schema of a form (sensitive fields are ``writeOnly``, labels become titles); the caller's copy."""
+    return copy.deepcopy(_json_schema(_Form(specs)))
+
+
+@lru_cache(maxsize=1024)
+def _json_schema(form: _Form) -> dict[str, Any]:
+    schema = _form_model(form).model_json_schema()
+    for name, spec in form.specs.items():
         prop = schema["properties"][name]
         prop["title"] = spec.label or name.replace("_", " ").capitalize()
         if spec.sensitive:
             prop["writeOnly"] = True
     return schema
-
