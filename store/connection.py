@@ -42,3 +42,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         raise StoreError(f"{user} bypasses row-level security and cannot SET ROLE {ENGINE_ROLE}:"
                          f" grant {ENGINE_ROLE} to it, or connect as {ENGINE_ROLE}")
 
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """A connection back in the pool keeps its session: the engine changes none of it (its role is set once, the
+    tenant per transaction), so asyncpg's reset statement would only cost a round trip per use. An open
+    transaction is still rolled back by the pool before this runs."""

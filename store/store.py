@@ -42,7 +42,7 @@ from model.audit import AuditLine, StepAudit
 
 from . import catalog
 from .catalog import PLATFORM_ORG_ID
-from .connection import init_connection
+from .connection import init_connection, keep_session
 from .errors import MAX_LEN, UNAVAILABLE, ExecutionNotFound, InvalidWrite, StoreError, UnknownOrganization, translate
 from .migrate import MigrationError, migrate
 from .records import (
@@ -95,7 +95,8 @@ class Store:
         try:
             if run_migrations:
                 await migrate(dsn)
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection)
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=init_connection,
+                                             reset=keep_session)
         except MigrationError as exc:
             raise StoreError(str(exc)) from exc
         except (asyncpg.PostgresError, *UNAVAILABLE) as exc:

@@ -72,6 +72,22 @@ async def test_pool_connections_work_as_the_engine_role(store: Store, org_a: UUI
         assert tuple(row) == (ENGINE_ROLE, False, False)
 
 
+async def test_a_returned_connection_carries_no_tenant_into_its_next_use(store: Store, org_a: UUID) -> None:
+    """The pool keeps sessions (no reset statement per use): the tenant is transaction-local, and a transaction
+    left open by an error is rolled back before the connection is used again."""
+    await populate(store, org_a)
+    with pytest.raises(ZeroDivisionError):
+        async with store.transaction(org_a) as conn:
+            assert await conn.fetchval("SELECT count(*) FROM core_entities WHERE organization_id = $1", org_a) == 2
+            raise ZeroDivisionError
+    for _ in range(3):  # the pool hands the last returned connection out first
+        async with store._pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT current_setting('app.organization_id', true)") in (None, "")
+            assert await conn.fetchval("SELECT count(*) FROM core_entities WHERE organization_id = $1", org_a) == 0
+            assert await conn.fetchval("SELECT current_user") == ENGINE_ROLE
+
+
 async def test_reads_see_only_the_sessions_organization(store: Store, org_a: UUID, org_b: UUID) -> None:
     await populate(store, org_a)
     theirs = await populate(store, org_b)
