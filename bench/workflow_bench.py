@@ -1,7 +1,7 @@
 """What the interpreter costs, in one run: throughput against two hand-written baselines, history events,
 and the latency people feel.
 
-    .venv/bin/python -m bench.workflow_bench [--executions 30] [--steps 10] [--rounds 5] [--latency 40]
+    .venv/bin/python -m bench.workflow_bench [--executions 30] [--steps 10] [--rounds 9] [--latency 40]
 
 All on one dev server, one worker and one Postgres, at the same concurrency, in interleaved rounds:
 - **PlaybookWorkflow** runs a playbook of N `entity` steps;
@@ -133,7 +133,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=30, help="concurrent executions per batch")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds after a warm-up")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds after a warm-up")
     parser.add_argument("--latency", type=int, default=40, help="executions per latency measurement")
     args = parser.parse_args()
     definition = playbook(args.steps)
