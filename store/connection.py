@@ -43,7 +43,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
                          f" grant {ENGINE_ROLE} to it, or connect as {ENGINE_ROLE}")
 
 
-
 async def keep_session(conn: asyncpg.Connection) -> None:
     """A connection back in the pool keeps its session: the engine changes none of it (its role is set once, the
     tenant per transaction), so asyncpg's reset statement would only cost a round trip per use. An open
